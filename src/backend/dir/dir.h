@@ -1,0 +1,27 @@
+/*
+** dir.h -- the "dir" backend: exposes one existing directory (passthrough).
+** See dir.c for what it guarantees.
+*/
+#ifndef EDDY_DIR_H
+#define EDDY_DIR_H
+
+#include <stddef.h>
+
+#include "../../fs.h"
+
+struct dir_options {
+	double entry_timeout;      /* seconds the kernel may cache a name */
+	double attr_timeout;       /* seconds the kernel may cache attributes */
+	double negative_timeout;   /* seconds the kernel may cache an absence */
+	bool keep_cache;           /* keep page cache across opens */
+	size_t fd_cache;           /* max cached O_PATH fds (unpinned) */
+};
+
+void dir_options_default(struct dir_options *o);
+
+/* Opens BACKING. On failure returns a negative errno and writes a one-line
+** reason into ERR. */
+int dir_fs_open(const char *backing, const struct dir_options *o, struct eddy_fs **out,
+		char *err, size_t errlen);
+
+#endif /* EDDY_DIR_H */

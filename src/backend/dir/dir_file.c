@@ -1,0 +1,194 @@
+/*
+** dir_file.c -- the dir backend's open files: open/create, read/write,
+** flush/fsync/release, fallocate, copy_file_range, lseek.
+**
+** An open file holds one real fd on the backing file, opened through
+** /proc/self/fd/N of the node's O_PATH fd, so it reaches exactly the inode
+** the node verified (even after it was unlinked or renamed) and never
+** follows a symlink inside the backing tree. O_APPEND is kept on the
+** backing fd, so pwrite() appends atomically at the real end of file.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dir_int.h"
+
+static int file_new(struct dir_fs *d, uint64_t ino, int fd, int flags, struct eddy_file **fp)
+{
+	struct dir_file *f = calloc(1, sizeof(*f));
+
+	if (!f) {
+		close(fd);
+		return -ENOMEM;
+	}
+	f->base.ino = ino;
+	f->fd = fd;
+	f->flags = flags;
+	atomic_fetch_add(&d->nopen, 1);
+	*fp = &f->base;
+	return 0;
+}
+
+static void fill_open(struct dir_fs *d, struct eddy_open *how)
+{
+	memset(how, 0, sizeof(*how));
+	how->keep_cache = d->opt.keep_cache;
+}
+
+/* Flags the backing open gets: the caller's, minus creation and tty. */
+static int backing_flags(int flags)
+{
+	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY);
+	return flags | O_CLOEXEC;
+}
+
+int dir_open(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, int flags,
+	     struct eddy_file **fp, struct eddy_open *how)
+{
+	struct dir_fs *d = dir_fs(fs);
+	char proc[64];
+	mode_t type;
+	int pfd, fd;
+
+	(void)c;
+	pfd = dir_node_fd_get(d, ino, &type);
+	if (pfd < 0)
+		return pfd;
+	if (type == S_IFLNK) {
+		dir_node_fd_put(d, ino);
+		return -ELOOP;
+	}
+	dir_proc_path(proc, sizeof(proc), pfd);
+	fd = open(proc, backing_flags(flags));
+	dir_node_fd_put(d, ino);
+	if (fd < 0)
+		return -errno;
+	fill_open(d, how);
+	return file_new(d, ino, fd, flags, fp);
+}
+
+int dir_create(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, const char *name,
+	       mode_t mode, int flags, struct eddy_entry *out, struct eddy_file **fp,
+	       struct eddy_open *how)
+{
+	struct dir_fs *d = dir_fs(fs);
+	struct dir_creds cr;
+	struct stat st;
+	uint64_t ino;
+	int pfd, fd = -1, err;
+
+	err = dir_check_name(name);
+	if (err)
+		return err;
+	pfd = dir_node_fd_get(d, parent, NULL);
+	if (pfd < 0)
+		return pfd;
+	err = dir_creds_enter(d, c, &cr);
+	if (!err) {
+		fd = openat(pfd, name, backing_flags(flags) | O_CREAT | O_NOFOLLOW |
+					       (flags & O_EXCL), mode);
+		if (fd < 0)
+			err = -errno;
+		dir_creds_leave(&cr);
+	}
+	if (!err && fstat(fd, &st) < 0)
+		err = -errno;
+	if (!err)
+		err = dir_node_ref(d, parent, name, &st, &ino);
+	dir_node_fd_put(d, parent);
+	if (err) {
+		if (fd >= 0)
+			close(fd);
+		return err;
+	}
+	dir_fill_entry(d, ino, &st, out);
+	fill_open(d, how);
+	err = file_new(d, ino, fd, flags, fp);
+	if (err)
+		dir_node_forget(d, ino, 1);
+	return err;
+}
+
+static int file_fd(struct eddy_file *f)
+{
+	return ((struct dir_file *)f)->fd;
+}
+
+ssize_t dir_read(struct eddy_fs *fs, struct eddy_file *f, void *buf, size_t size, off_t off)
+{
+	ssize_t n;
+
+	(void)fs;
+	n = pread(file_fd(f), buf, size, off);
+	return n < 0 ? -errno : n;
+}
+
+ssize_t dir_write(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file *f,
+		  const void *buf, size_t size, off_t off)
+{
+	ssize_t n;
+
+	(void)fs;
+	(void)c;
+	n = pwrite(file_fd(f), buf, size, off);
+	return n < 0 ? -errno : n;
+}
+
+/* close() of one descriptor of the file: give the backing filesystem the
+** same chance to report deferred errors (NFS does it on close). */
+int dir_flush(struct eddy_fs *fs, struct eddy_file *f)
+{
+	int fd;
+
+	(void)fs;
+	fd = dup(file_fd(f));
+	if (fd < 0)
+		return -errno;
+	return close(fd) < 0 ? -errno : 0;
+}
+
+int dir_fsync(struct eddy_fs *fs, struct eddy_file *f, bool datasync)
+{
+	int r;
+
+	(void)fs;
+	r = datasync ? fdatasync(file_fd(f)) : fsync(file_fd(f));
+	return r < 0 ? -errno : 0;
+}
+
+void dir_release(struct eddy_fs *fs, struct eddy_file *f)
+{
+	struct dir_fs *d = dir_fs(fs);
+
+	close(file_fd(f));
+	atomic_fetch_sub(&d->nopen, 1);
+	free(f);
+}
+
+int dir_fallocate(struct eddy_fs *fs, struct eddy_file *f, int mode, off_t off, off_t len)
+{
+	(void)fs;
+	return fallocate(file_fd(f), mode, off, len) < 0 ? -errno : 0;
+}
+
+ssize_t dir_copy_file_range(struct eddy_fs *fs, struct eddy_file *in, off_t off_in,
+			    struct eddy_file *out, off_t off_out, size_t len, int flags)
+{
+	ssize_t n;
+
+	(void)fs;
+	n = copy_file_range(file_fd(in), &off_in, file_fd(out), &off_out, len, (unsigned)flags);
+	return n < 0 ? -errno : n;
+}
+
+off_t dir_lseek(struct eddy_fs *fs, struct eddy_file *f, off_t off, int whence)
+{
+	off_t r;
+
+	(void)fs;
+	r = lseek(file_fd(f), off, whence);
+	return r < 0 ? -errno : r;
+}

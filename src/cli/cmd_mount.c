@@ -1,0 +1,396 @@
+/*
+** cmd_mount.c -- `eddyfs mount`: parse options (flag > environment >
+** default), refuse bad requests before touching anything, then serve the
+** mount in the foreground or as a background daemon that reports back
+** only once the mount answers.
+*/
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "../backend/dir/dir.h"
+#include "../fuse/frontend.h"
+#include "../util/log.h"
+
+#define FUSE_SUPER_MAGIC 0x65735546
+
+static const char mount_usage[] =
+	"Usage: eddyfs mount [options] <backing-dir> <mountpoint>\n"
+	"\n"
+	"Expose <backing-dir> at <mountpoint> through FUSE.\n"
+	"\n"
+	"Options (flag beats environment variable beats default):\n"
+	"  --client-id ID   name of this client; names the log file\n"
+	"                   [EDDYFS_CLIENT_ID, default: client]\n"
+	"  --log-file F     append the log to file F [EDDYFS_LOG_FILE]\n"
+	"  --log-dir D      append the log to D/<client-id>.log [EDDYFS_LOG_DIR]\n"
+	"  --background     return once the mount answers, leaving the daemon\n"
+	"                   running; warns without a log target [EDDYFS_BACKGROUND=1]\n"
+	"  --debug          log every FUSE request [EDDYFS_DEBUG=1]\n"
+	"  -o OPTS          FUSE mount options, comma-separated: allow_other,\n"
+	"                   default_permissions, ro, ... (allow_other implies\n"
+	"                   default_permissions) [EDDYFS_OPTIONS]\n"
+	"  --threads N      maximum FUSE worker threads, 1-1024\n"
+	"                   [EDDYFS_THREADS, default: 16]\n"
+	"  -h, --help       show this help\n"
+	"\n"
+	"Refused with exit status 2, touching nothing: a missing or non-directory\n"
+	"backing dir or mountpoint, a non-empty mountpoint, a mountpoint that is\n"
+	"already a mount, a backing dir inside the mountpoint or the reverse.\n"
+	"In the foreground, SIGINT and SIGTERM unmount cleanly (exit status 0).\n";
+
+struct mount_args {
+	const char *client_id;
+	const char *log_file;
+	const char *log_dir;
+	bool background;
+	bool debug;
+	const char *fuse_opts;
+	long threads;
+	char backing[PATH_MAX];
+	char mountpoint[PATH_MAX];
+};
+
+static int parse_args(int argc, char **argv, struct mount_args *a)
+{
+	static const struct option longopts[] = {
+		{ "client-id", required_argument, NULL, 'c' },
+		{ "log-file", required_argument, NULL, 'f' },
+		{ "log-dir", required_argument, NULL, 'l' },
+		{ "background", no_argument, NULL, 'b' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *threads = NULL, *f_log = NULL, *f_dir = NULL, *o = NULL, *id = NULL;
+	bool f_bg = false, f_debug = false;
+	int c;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":ho:", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': id = optarg; break;
+		case 'f': f_log = optarg; break;
+		case 'l': f_dir = optarg; break;
+		case 'b': f_bg = true; break;
+		case 'd': f_debug = true; break;
+		case 't': threads = optarg; break;
+		case 'o':
+			if (o) {
+				cli_error("-o given twice: put all FUSE options in one list");
+				return EXIT_USAGE;
+			}
+			o = optarg;
+			break;
+		case 'h':
+			fputs(mount_usage, stdout);
+			return -1;
+		case ':':
+			cli_error("option %s needs a value (see eddyfs mount --help)", argv[optind - 1]);
+			return EXIT_USAGE;
+		default:
+			cli_error("unknown option %s (see eddyfs mount --help)", argv[optind - 1]);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 2) {
+		cli_error("mount needs <backing-dir> <mountpoint> (see eddyfs mount --help)");
+		return EXIT_USAGE;
+	}
+	if (f_log && f_dir) {
+		cli_error("give --log-file or --log-dir, not both");
+		return EXIT_USAGE;
+	}
+	a->client_id = id ? id : getenv("EDDYFS_CLIENT_ID");
+	if (!a->client_id || !*a->client_id)
+		a->client_id = "client";
+	if (strlen(a->client_id) > 64 ||
+	    strspn(a->client_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+		    strlen(a->client_id) || a->client_id[0] == '.') {
+		cli_error("client id '%s': use 1-64 letters, digits, '.', '_' or '-'", a->client_id);
+		return EXIT_USAGE;
+	}
+	if (f_log || f_dir) {
+		a->log_file = f_log;
+		a->log_dir = f_dir;
+	} else {
+		a->log_file = getenv("EDDYFS_LOG_FILE");
+		a->log_dir = a->log_file && *a->log_file ? NULL : getenv("EDDYFS_LOG_DIR");
+		if (a->log_file && !*a->log_file)
+			a->log_file = NULL;
+		if (a->log_dir && !*a->log_dir)
+			a->log_dir = NULL;
+	}
+	a->background = f_bg;
+	if (!f_bg && cli_env_bool("EDDYFS_BACKGROUND", &a->background) < 0)
+		return EXIT_USAGE;
+	a->debug = f_debug;
+	if (!f_debug && cli_env_bool("EDDYFS_DEBUG", &a->debug) < 0)
+		return EXIT_USAGE;
+	a->fuse_opts = o ? o : getenv("EDDYFS_OPTIONS");
+	if (!threads)
+		threads = getenv("EDDYFS_THREADS");
+	a->threads = 16;
+	if (threads && cli_parse_int("--threads", threads, 1, 1024, &a->threads) < 0)
+		return EXIT_USAGE;
+	if (cli_abspath(argv[optind], a->backing, sizeof(a->backing)) < 0 ||
+	    cli_abspath(argv[optind + 1], a->mountpoint, sizeof(a->mountpoint)) < 0) {
+		cli_error("path too long or current directory unreadable");
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int check_dir(const char *what, const char *path, char *real)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		if (errno == ENOENT)
+			cli_error("%s %s does not exist", what, path);
+		else if (errno == ENOTCONN)
+			cli_error("%s %s is a dead mount (transport endpoint not connected); "
+				  "unmount it first", what, path);
+		else
+			cli_error("%s %s: %s", what, path, strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		cli_error("%s %s is not a directory", what, path);
+		return EXIT_USAGE;
+	}
+	if (!realpath(path, real)) {
+		cli_error("%s %s: %s", what, path, strerror(errno));
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static bool dir_is_empty(const char *path, int *err)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	bool empty = true;
+
+	*err = 0;
+	if (!d) {
+		*err = errno;
+		return false;
+	}
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+			empty = false;
+			break;
+		}
+	closedir(d);
+	return empty;
+}
+
+/* Every refusal of the contract, before anything is touched. */
+static int check_request(struct mount_args *a)
+{
+	char rb[PATH_MAX], rm[PATH_MAX];
+	int r, err;
+
+	if ((r = check_dir("backing directory", a->backing, rb)) ||
+	    (r = check_dir("mountpoint", a->mountpoint, rm)))
+		return r;
+	if (cli_is_mountpoint(rm)) {
+		cli_error("mountpoint %s is already a mount", a->mountpoint);
+		return EXIT_USAGE;
+	}
+	if (strcmp(rb, rm) == 0) {
+		cli_error("backing directory and mountpoint are the same directory (%s)", rb);
+		return EXIT_USAGE;
+	}
+	if (cli_path_within(rb, rm)) {
+		cli_error("backing directory %s is inside the mountpoint %s", rb, rm);
+		return EXIT_USAGE;
+	}
+	if (cli_path_within(rm, rb)) {
+		cli_error("mountpoint %s is inside the backing directory %s", rm, rb);
+		return EXIT_USAGE;
+	}
+	if (!dir_is_empty(rm, &err)) {
+		if (err)
+			cli_error("mountpoint %s: %s", a->mountpoint, strerror(err));
+		else
+			cli_error("mountpoint %s is not empty", a->mountpoint);
+		return EXIT_USAGE;
+	}
+	memcpy(a->backing, rb, sizeof(rb));
+	memcpy(a->mountpoint, rm, sizeof(rm));
+	return 0;
+}
+
+static int open_log(const struct mount_args *a)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (a->log_file) {
+		snprintf(path, sizeof(path), "%s", a->log_file);
+	} else if (a->log_dir) {
+		if (mkdir(a->log_dir, 0755) < 0 && errno != EEXIST) {
+			cli_error("log directory %s: %s", a->log_dir, strerror(errno));
+			return -1;
+		}
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s.log", a->log_dir, a->client_id) >=
+		    sizeof(path)) {
+			cli_error("log path too long");
+			return -1;
+		}
+	} else {
+		return a->background ? -2 : dup(2);
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0)
+		cli_error("log file %s: %s", path, strerror(errno));
+	return fd;
+}
+
+/* The daemon proper; returns its exit status. */
+static int serve(const struct mount_args *a, int log_fd, int ready_fd)
+{
+	struct eddy_frontend_opts fo = { 0 };
+	struct dir_options dopt;
+	struct eddy_fs *fs;
+	struct eddy_log log;
+	struct rlimit rl;
+	char err[512];
+	int r;
+
+	eddy_log_init(&log, log_fd, a->debug ? EDDY_LOG_DEBUG : EDDY_LOG_INFO, a->client_id);
+	/* The kernel has applied the caller's umask already. */
+	umask(0);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	dir_options_default(&dopt);
+	if (dir_fs_open(a->backing, &dopt, &fs, err, sizeof(err)) < 0) {
+		eddy_log_write(&log, EDDY_LOG_ERROR, "%s", err);
+		if (ready_fd >= 0)
+			dprintf(ready_fd, "error: %s\n", err);
+		else
+			cli_error("%s", err);
+		return 1;
+	}
+	fo.mountpoint = a->mountpoint;
+	fo.fsname = a->backing;
+	fo.fuse_opts = a->fuse_opts;
+	fo.threads = (int)a->threads;
+	fo.debug = a->debug;
+	fo.ready_fd = ready_fd;
+	fo.log = &log;
+	r = eddy_frontend_run(fs, &fo);
+	fs->ops->destroy(fs);
+	return r;
+}
+
+/* Parent side of --background: wait for "ok" and a live mount. */
+static int wait_ready(const struct mount_args *a, pid_t child, int rfd)
+{
+	char buf[600];
+	size_t len = 0;
+	struct statfs sf;
+	int status;
+
+	while (len < sizeof(buf) - 1) {
+		ssize_t n = read(rfd, buf + len, sizeof(buf) - 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (memchr(buf, '\n', len))
+			break;
+	}
+	buf[len] = 0;
+	close(rfd);
+	if (strncmp(buf, "ok\n", 3) != 0) {
+		buf[strcspn(buf, "\n")] = 0;
+		waitpid(child, &status, 0);
+		cli_error("mount of %s at %s failed: %s", a->backing, a->mountpoint,
+			  len > 7 ? buf + 7 : "the daemon exited early (see the log)");
+		return 1;
+	}
+	/* statfs always reaches the daemon: once it answers, the mount is live. */
+	if (statfs(a->mountpoint, &sf) < 0 || sf.f_type != FUSE_SUPER_MAGIC) {
+		cli_error("mount at %s does not answer: %s", a->mountpoint, strerror(errno));
+		return 1;
+	}
+	printf("eddyfs: mounted %s at %s (pid %d)\n", a->backing, a->mountpoint, (int)child);
+	return 0;
+}
+
+static int run_background(const struct mount_args *a, int log_fd)
+{
+	int p[2], null;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		cli_error("pipe: %s", strerror(errno));
+		return 1;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		cli_error("fork: %s", strerror(errno));
+		return 1;
+	}
+	if (pid > 0) {
+		close(p[1]);
+		if (log_fd >= 0)
+			close(log_fd);
+		return wait_ready(a, pid, p[0]);
+	}
+	close(p[0]);
+	setsid();
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(log_fd >= 0 ? log_fd : null, 2);
+		close(null);
+	}
+	if (chdir("/") < 0)
+		_exit(1);
+	_exit(serve(a, log_fd, p[1]));
+}
+
+int cmd_mount(int argc, char **argv)
+{
+	struct mount_args a = { 0 };
+	int r, log_fd;
+
+	r = parse_args(argc, argv, &a);
+	if (r)
+		return r < 0 ? 0 : r;
+	r = check_request(&a);
+	if (r)
+		return r;
+	log_fd = open_log(&a);
+	if (log_fd == -1)
+		return 1;
+	if (log_fd == -2)
+		cli_warn("--background without --log-file or --log-dir: the daemon's log is "
+			 "discarded");
+	if (a.background)
+		return run_background(&a, log_fd);
+	return serve(&a, log_fd, -1);
+}

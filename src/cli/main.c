@@ -1,0 +1,51 @@
+/*
+** main.c -- the eddyfs command: dispatch to a subcommand, --help, --version.
+*/
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+	"Usage: eddyfs <command> [options]\n"
+	"\n"
+	"eddyfs: a shared userspace filesystem (FUSE).\n"
+	"\n"
+	"Commands:\n"
+	"  mount [options] <backing-dir> <mountpoint>\n"
+	"                            expose a directory at a mountpoint\n"
+	"  umount --mount P [--mount P ...] | --mount-base D\n"
+	"                            unmount eddyfs mounts, wait for their daemons\n"
+	"  stats --mount P           print a running mount's counters\n"
+	"\n"
+	"Options:\n"
+	"  -h, --help      show this help; eddyfs <command> --help for a command\n"
+	"  -V, --version   show the version\n"
+	"\n"
+	"Exit status: 0 success, 1 failure, 2 usage error or refused request.\n";
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	if (!cmd) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+		printf("eddyfs %s\n", EDDY_VERSION);
+		return 0;
+	}
+	if (!strcmp(cmd, "mount"))
+		return cmd_mount(argc - 1, argv + 1);
+	if (!strcmp(cmd, "umount"))
+		return cmd_umount(argc - 1, argv + 1);
+	if (!strcmp(cmd, "stats"))
+		return cmd_stats(argc - 1, argv + 1);
+	cli_error("unknown command '%s' (see eddyfs --help)", cmd);
+	return EXIT_USAGE;
+}

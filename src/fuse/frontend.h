@@ -1,0 +1,28 @@
+/*
+** frontend.h -- the FUSE frontend: serves one struct eddy_fs at a mountpoint.
+** The only part of eddyfs that includes libfuse headers (in its .c files).
+*/
+#ifndef EDDY_FRONTEND_H
+#define EDDY_FRONTEND_H
+
+#include <stdbool.h>
+
+#include "../fs.h"
+#include "../util/log.h"
+
+struct eddy_frontend_opts {
+	const char *mountpoint;    /* absolute */
+	const char *fsname;        /* shown in /proc/mounts (the backing path) */
+	const char *fuse_opts;     /* user's -o list, may be NULL */
+	int threads;               /* max FUSE worker threads */
+	bool debug;                /* libfuse request trace on stderr */
+	int ready_fd;              /* >= 0: write "ok\n" once mounted, then close */
+	struct eddy_log *log;
+};
+
+/* Mounts, serves until unmounted (umount, fusermount3 -u, SIGINT, SIGTERM,
+** SIGHUP), cleans up. Returns 0 after a clean unmount, 1 on failure (the
+** reason is logged, and written to ready_fd if mounting failed). */
+int eddy_frontend_run(struct eddy_fs *fs, const struct eddy_frontend_opts *o);
+
+#endif /* EDDY_FRONTEND_H */

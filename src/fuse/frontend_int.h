@@ -1,0 +1,95 @@
+/*
+** frontend_int.h -- internals of the FUSE frontend, private to src/fuse/.
+**
+** The frontend only translates: decode a request, build the caller context,
+** call the eddy_fs table, encode the reply. Every handler replies exactly
+** once on every path. Lookup counts are recorded in the node table before
+** an entry reply is sent and rolled back if the reply is dropped.
+*/
+#ifndef EDDY_FRONTEND_INT_H
+#define EDDY_FRONTEND_INT_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <stdatomic.h>
+
+#include "frontend.h"
+#include "node_table.h"
+
+struct eddy_frontend {
+	struct eddy_fs *fs;
+	struct fuse_session *se;
+	struct node_table nodes;
+	struct eddy_log *log;
+	const struct eddy_frontend_opts *opt;
+	bool privileged;           /* daemon runs as root: pass caller groups */
+	atomic_long nrequests;
+	atomic_long nerrors;
+};
+
+static inline struct eddy_frontend *fe_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static inline struct eddy_file *fe_file(struct fuse_file_info *fi)
+{
+	return fi ? (struct eddy_file *)(uintptr_t)fi->fh : NULL;
+}
+
+/* ops_node.c */
+void fe_ctx(fuse_req_t req, struct eddy_ctx *c, bool want_groups);
+void fe_reply_entry(fuse_req_t req, const struct eddy_entry *e);
+void fe_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fe_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void fe_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
+void fe_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fe_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		struct fuse_file_info *fi);
+void fe_readlink(fuse_req_t req, fuse_ino_t ino);
+void fe_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+void fe_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void fe_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fe_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fe_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+void fe_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+	       const char *newname, unsigned int flags);
+void fe_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+void fe_statfs(fuse_req_t req, fuse_ino_t ino);
+void fe_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		 size_t size, int flags);
+void fe_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void fe_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void fe_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* ops_file.c */
+void fe_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	       struct fuse_file_info *fi);
+void fe_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void fe_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+	      struct fuse_file_info *fi);
+void fe_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fe_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fe_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void fe_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fe_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void fe_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
+void fe_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fe_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void fe_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+		  struct fuse_file_info *fi);
+void fe_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			struct fuse_file_info *fi_out, size_t len, int flags);
+void fe_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
+
+/* control.c: the control socket (stats now; chaos control later). */
+struct fe_control;
+struct fe_control *fe_control_start(struct eddy_frontend *fe, const char *sock_path);
+void fe_control_stop(struct fe_control *ctl);
+void fe_report(struct eddy_frontend *fe, eddy_stat_fn fn, void *arg);
+
+#endif /* EDDY_FRONTEND_INT_H */

@@ -1,0 +1,311 @@
+/*
+** ops_file.c -- FUSE handlers for open files and directories: open/create,
+** read/write, flush/release/fsync, fallocate, copy_file_range, lseek,
+** opendir/readdir/readdirplus/releasedir/fsyncdir.
+**
+** fi->fh holds the eddy_file pointer the implementation returned. An open
+** or create whose reply the kernel drops is released here, since no
+** RELEASE will follow. Locks (flock, fcntl) are not implemented: the kernel
+** then keeps them itself, per mount, with exact POSIX semantics.
+*/
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frontend_int.h"
+
+static void reply_status(fuse_req_t req, int err)
+{
+	fuse_reply_err(req, err < 0 ? -err : 0);
+}
+
+static void set_open_flags(struct fuse_file_info *fi, const struct eddy_open *how,
+			   struct eddy_file *f)
+{
+	fi->fh = (uint64_t)(uintptr_t)f;
+	fi->keep_cache = how->keep_cache;
+	fi->direct_io = how->direct_io;
+	fi->cache_readdir = how->cache_readdir;
+	fi->nonseekable = how->nonseekable;
+}
+
+void fe_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct eddy_frontend *fe = fe_of(req);
+	struct eddy_file *f = NULL;
+	struct eddy_open how;
+	struct eddy_ctx c;
+	int err;
+
+	fe_ctx(req, &c, false);
+	err = fe->fs->ops->open(fe->fs, &c, ino, fi->flags, &f, &how);
+	if (err) {
+		reply_status(req, err);
+		return;
+	}
+	set_open_flags(fi, &how, f);
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		fe->fs->ops->release(fe->fs, f);
+}
+
+void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	       struct fuse_file_info *fi)
+{
+	struct eddy_frontend *fe = fe_of(req);
+	struct eddy_file *f = NULL;
+	struct fuse_entry_param p;
+	struct eddy_entry e;
+	struct eddy_open how;
+	struct eddy_ctx c;
+	int err;
+
+	fe_ctx(req, &c, true);
+	err = fe->fs->ops->create(fe->fs, &c, parent, name, mode, fi->flags, &e, &f, &how);
+	if (err) {
+		reply_status(req, err);
+		return;
+	}
+	set_open_flags(fi, &how, f);
+	memset(&p, 0, sizeof(p));
+	p.ino = e.ino;
+	p.generation = e.generation;
+	p.attr = e.attr;
+	p.attr_timeout = e.attr_timeout;
+	p.entry_timeout = e.entry_timeout;
+	node_table_ref(&fe->nodes, e.ino, 1);
+	if (fuse_reply_create(req, &p, fi) == -ENOENT) {
+		fe->fs->ops->release(fe->fs, f);
+		node_table_forget(&fe->nodes, e.ino, 1);
+		fe->fs->ops->forget(fe->fs, e.ino, 1);
+	}
+}
+
+void fe_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct eddy_frontend *fe = fe_of(req);
+	char *buf = malloc(size ? size : 1);
+	ssize_t n;
+
+	(void)ino;
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = fe->fs->ops->read(fe->fs, fe_file(fi), buf, size, off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+void fe_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+	      struct fuse_file_info *fi)
+{
+	struct eddy_frontend *fe = fe_of(req);
+	struct eddy_ctx c;
+	ssize_t n;
+
+	(void)ino;
+	fe_ctx(req, &c, false);
+	n = fe->fs->ops->write(fe->fs, &c, fe_file(fi), buf, size, off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+void fe_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct eddy_frontend *fe = fe_of(req);
+
+	(void)ino;
+	reply_status(req, fe->fs->ops->flush(fe->fs, fe_file(fi)));
+}
+
+void fe_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct eddy_frontend *fe = fe_of(req);
+
+	(void)ino;
+	fe->fs->ops->release(fe->fs, fe_file(fi));
+	fuse_reply_err(req, 0);
+}
+
+void fe_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct eddy_frontend *fe = fe_of(req);
+
+	(void)ino;
+	reply_status(req, fe->fs->ops->fsync(fe->fs, fe_file(fi), datasync != 0));
+}
+
+void fe_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+		  struct fuse_file_info *fi)
+{
+	struct eddy_frontend *fe = fe_of(req);
+
+	(void)ino;
+	reply_status(req, fe->fs->ops->fallocate(fe->fs, fe_file(fi), mode, off, len));
+}
+
+void fe_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	struct eddy_frontend *fe = fe_of(req);
+	ssize_t n;
+
+	(void)ino_in;
+	(void)ino_out;
+	n = fe->fs->ops->copy_file_range(fe->fs, fe_file(fi_in), off_in, fe_file(fi_out), off_out,
+					 len, flags);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+void fe_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+	struct eddy_frontend *fe = fe_of(req);
+	off_t r;
+
+	(void)ino;
+	r = fe->fs->ops->lseek(fe->fs, fe_file(fi), off, whence);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_lseek(req, r);
+}
+
+/****************************** directories ******************************/
+
+void fe_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct eddy_frontend *fe = fe_of(req);
+	struct eddy_file *f = NULL;
+	struct eddy_open how;
+	struct eddy_ctx c;
+	int err;
+
+	fe_ctx(req, &c, false);
+	err = fe->fs->ops->opendir(fe->fs, &c, ino, &f, &how);
+	if (err) {
+		reply_status(req, err);
+		return;
+	}
+	set_open_flags(fi, &how, f);
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		fe->fs->ops->releasedir(fe->fs, f);
+}
+
+/* The reply buffer a readdir fills, and the references it has taken. */
+struct fill_state {
+	fuse_req_t req;
+	struct eddy_frontend *fe;
+	char *buf;
+	size_t size, pos;
+	uint64_t *refs;
+	size_t nrefs, caprefs;
+};
+
+static int fill_entry(void *arg, const char *name, const struct stat *st,
+		      const struct eddy_entry *e, uint64_t next)
+{
+	struct fill_state *s = arg;
+	size_t need;
+
+	if (!e) {
+		need = fuse_add_direntry(s->req, s->buf + s->pos, s->size - s->pos, name, st,
+					 (off_t)next);
+	} else {
+		struct fuse_entry_param p;
+
+		memset(&p, 0, sizeof(p));
+		p.ino = e->ino;
+		p.generation = e->generation;
+		p.attr = e->attr;
+		p.attr_timeout = e->attr_timeout;
+		p.entry_timeout = e->entry_timeout;
+		if (e->ino && s->nrefs == s->caprefs) {
+			size_t cap = s->caprefs ? s->caprefs * 2 : 64;
+			uint64_t *r = realloc(s->refs, cap * sizeof(*r));
+
+			if (!r)
+				return 1;
+			s->refs = r;
+			s->caprefs = cap;
+		}
+		need = fuse_add_direntry_plus(s->req, s->buf + s->pos, s->size - s->pos, name, &p,
+					      (off_t)next);
+		if (need <= s->size - s->pos && e->ino) {
+			node_table_ref(&s->fe->nodes, e->ino, 1);
+			s->refs[s->nrefs++] = e->ino;
+		}
+	}
+	if (need > s->size - s->pos)
+		return 1;
+	s->pos += need;
+	return 0;
+}
+
+static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi,
+		       bool plus)
+{
+	struct eddy_frontend *fe = fe_of(req);
+	struct fill_state s = { .req = req, .fe = fe, .size = size };
+	struct eddy_ctx c;
+	int err;
+
+	s.buf = malloc(size ? size : 1);
+	if (!s.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fe_ctx(req, &c, false);
+	err = fe->fs->ops->readdir(fe->fs, &c, fe_file(fi), (uint64_t)off, plus, fill_entry, &s);
+	if (err && s.pos == 0) {
+		fuse_reply_err(req, -err);
+	} else if (fuse_reply_buf(req, s.buf, s.pos) == -ENOENT) {
+		size_t i;
+
+		for (i = 0; i < s.nrefs; i++) {
+			node_table_forget(&fe->nodes, s.refs[i], 1);
+			fe->fs->ops->forget(fe->fs, s.refs[i], 1);
+		}
+	}
+	free(s.refs);
+	free(s.buf);
+}
+
+void fe_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi)
+{
+	(void)ino;
+	do_readdir(req, size, off, fi, false);
+}
+
+void fe_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	(void)ino;
+	do_readdir(req, size, off, fi, true);
+}
+
+void fe_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct eddy_frontend *fe = fe_of(req);
+
+	(void)ino;
+	fe->fs->ops->releasedir(fe->fs, fe_file(fi));
+	fuse_reply_err(req, 0);
+}
+
+void fe_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct eddy_frontend *fe = fe_of(req);
+
+	(void)ino;
+	reply_status(req, fe->fs->ops->fsyncdir(fe->fs, fe_file(fi), datasync != 0));
+}

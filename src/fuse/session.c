@@ -1,0 +1,277 @@
+/*
+** session.c -- the FUSE session's life: options, INIT negotiation, mount,
+** the multithreaded loop, signals, and a clean shutdown.
+**
+** Shutdown (libfuse 3.14 cannot wake its MT loop with fuse_session_exit):
+** SIGTERM/SIGINT/SIGHUP are blocked in every thread and taken by one signal
+** thread with sigwait(); it unmounts the mountpoint (non-lazily, lazily only
+** if busy), the kernel ends the connection, the loop returns, and the main
+** thread stops the control socket and destroys the session. An external
+** umount or fusermount3 -u takes the same path from the kernel side.
+*/
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "frontend_int.h"
+#include "../util/runtime.h"
+
+/* libfuse's log hook takes no context argument: the one mount served by
+** this process owns this pointer from mount to unmount. */
+static struct eddy_log *libfuse_log;
+
+static void libfuse_log_hook(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	char line[1024];
+	size_t n;
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n && line[n - 1] == '\n')
+		line[--n] = 0;
+	eddy_log_write(libfuse_log, level <= FUSE_LOG_ERR ? EDDY_LOG_ERROR :
+				    level <= FUSE_LOG_WARNING ? EDDY_LOG_WARN :
+				    level <= FUSE_LOG_INFO ? EDDY_LOG_INFO : EDDY_LOG_DEBUG,
+		       "libfuse: %s", line);
+}
+
+static void fe_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct eddy_frontend *fe = userdata;
+	unsigned want = FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_CACHE_SYMLINKS |
+			FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ASYNC_READ | FUSE_CAP_ASYNC_DIO |
+			FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_ATOMIC_O_TRUNC;
+
+	conn->want |= conn->capable & want;
+	/* The kernel clears setuid/setgid bits itself (it sends SETATTR) when
+	 * the filesystem does not claim to: the backend runs as root and would
+	 * not clear them. Locks stay in the kernel; no writeback cache. */
+	conn->want &= ~(FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_WRITEBACK_CACHE |
+			FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_SPLICE_READ |
+			FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_EXPORT_SUPPORT);
+	conn->want &= conn->capable;
+	conn->max_background = 64;
+	conn->congestion_threshold = 48;
+	conn->time_gran = 1;
+	eddy_log_write(fe->log, EDDY_LOG_INFO, "INIT: protocol 7.%u, want 0x%x, max_write %u",
+		       conn->proto_minor, conn->want, conn->max_write);
+}
+
+static const struct fuse_lowlevel_ops fe_ops = {
+	.init = fe_init,
+	.lookup = fe_lookup,
+	.forget = fe_forget,
+	.forget_multi = fe_forget_multi,
+	.getattr = fe_getattr,
+	.setattr = fe_setattr,
+	.readlink = fe_readlink,
+	.mknod = fe_mknod,
+	.mkdir = fe_mkdir,
+	.unlink = fe_unlink,
+	.rmdir = fe_rmdir,
+	.symlink = fe_symlink,
+	.rename = fe_rename,
+	.link = fe_link,
+	.open = fe_open,
+	.read = fe_read,
+	.write = fe_write,
+	.flush = fe_flush,
+	.release = fe_release,
+	.fsync = fe_fsync,
+	.opendir = fe_opendir,
+	.readdir = fe_readdir,
+	.readdirplus = fe_readdirplus,
+	.releasedir = fe_releasedir,
+	.fsyncdir = fe_fsyncdir,
+	.statfs = fe_statfs,
+	.setxattr = fe_setxattr,
+	.getxattr = fe_getxattr,
+	.listxattr = fe_listxattr,
+	.removexattr = fe_removexattr,
+	.create = fe_create,
+	.fallocate = fe_fallocate,
+	.copy_file_range = fe_copy_file_range,
+	.lseek = fe_lseek,
+};
+
+/****************************** signals ******************************/
+
+struct sig_thread {
+	struct eddy_frontend *fe;
+	const char *mountpoint;
+	sigset_t set;
+	pthread_t thread;
+	atomic_bool stop;
+};
+
+static void block_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR2);        /* wakes the signal thread to stop it */
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void *sig_main(void *arg)
+{
+	struct sig_thread *st = arg;
+
+	for (;;) {
+		bool lazy;
+		int sig, r;
+
+		if (sigwait(&st->set, &sig) != 0 || atomic_load(&st->stop))
+			break;
+		if (sig == SIGUSR2)
+			continue;
+		eddy_log_write(st->fe->log, EDDY_LOG_INFO, "signal %d: unmounting %s", sig,
+			       st->mountpoint);
+		r = eddy_unmount(st->mountpoint, true, &lazy);
+		if (r < 0)
+			eddy_log_write(st->fe->log, EDDY_LOG_ERROR, "unmount %s failed: %s",
+				       st->mountpoint, strerror(-r));
+		else if (lazy)
+			eddy_log_write(st->fe->log, EDDY_LOG_WARN,
+				       "mount busy: detached lazily; exiting when the last file closes");
+	}
+	return NULL;
+}
+
+/****************************** run ******************************/
+
+static void notify_ready(int fd, const char *msg)
+{
+	if (fd < 0)
+		return;
+	if (write(fd, msg, strlen(msg)) < 0)
+		return;
+}
+
+static bool has_opt(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = list;
+
+	while (p && *p) {
+		size_t len = strcspn(p, ",");
+
+		if (len == n && strncmp(p, name, n) == 0)
+			return true;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return false;
+}
+
+static struct fuse_session *new_session(struct eddy_frontend *fe, const struct eddy_frontend_opts *o)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *se = NULL;
+	char *mine = NULL, *fsname = NULL;
+
+	if (asprintf(&fsname, "fsname=%s", o->fsname) < 0)
+		return NULL;
+	if (fuse_opt_add_arg(&args, "eddyfs") < 0 || fuse_opt_add_opt_escaped(&mine, fsname) < 0 ||
+	    fuse_opt_add_opt(&mine, "subtype=eddyfs") < 0)
+		goto out;
+	/* With allow_other the kernel must check permissions, as on a local
+	 * filesystem: the daemon itself may act as root. */
+	if (o->fuse_opts && has_opt(o->fuse_opts, "allow_other") &&
+	    !has_opt(o->fuse_opts, "default_permissions") &&
+	    fuse_opt_add_opt(&mine, "default_permissions") < 0)
+		goto out;
+	if (fuse_opt_add_arg(&args, "-o") < 0 || fuse_opt_add_arg(&args, mine) < 0)
+		goto out;
+	if (o->fuse_opts && *o->fuse_opts &&
+	    (fuse_opt_add_arg(&args, "-o") < 0 || fuse_opt_add_arg(&args, o->fuse_opts) < 0))
+		goto out;
+	if (o->debug && fuse_opt_add_arg(&args, "-d") < 0)
+		goto out;
+	se = fuse_session_new(&args, &fe_ops, sizeof(fe_ops), fe);
+out:
+	fuse_opt_free_args(&args);
+	free(mine);
+	free(fsname);
+	return se;
+}
+
+int eddy_frontend_run(struct eddy_fs *fs, const struct eddy_frontend_opts *o)
+{
+	struct eddy_frontend fe = { .fs = fs, .log = o->log, .opt = o };
+	struct sig_thread sig = { .fe = &fe, .mountpoint = o->mountpoint };
+	struct eddy_runtime_paths rt;
+	struct fuse_loop_config *cfg;
+	struct fe_control *ctl = NULL;
+	bool have_rt;
+	int r;
+
+	fe.privileged = geteuid() == 0;
+	if (node_table_init(&fe.nodes) < 0) {
+		notify_ready(o->ready_fd, "error: out of memory\n");
+		return 1;
+	}
+	libfuse_log = o->log;
+	fuse_set_log_func(libfuse_log_hook);
+	block_signals(&sig.set);
+
+	fe.se = new_session(&fe, o);
+	if (!fe.se) {
+		notify_ready(o->ready_fd, "error: invalid FUSE options (see the log)\n");
+		node_table_free(&fe.nodes);
+		return 1;
+	}
+	if (fuse_session_mount(fe.se, o->mountpoint) != 0) {
+		notify_ready(o->ready_fd, "error: mounting failed (see the log)\n");
+		fuse_session_destroy(fe.se);
+		node_table_free(&fe.nodes);
+		return 1;
+	}
+	eddy_log_write(fe.log, EDDY_LOG_INFO, "mounted %s at %s (pid %d, %d threads)", o->fsname,
+		       o->mountpoint, (int)getpid(), o->threads);
+
+	have_rt = eddy_runtime_paths(o->mountpoint, &rt, true) == 0;
+	if (have_rt) {
+		if (eddy_runtime_write_pid(&rt, o->mountpoint) < 0)
+			eddy_log_write(fe.log, EDDY_LOG_WARN, "cannot write %s", rt.pidfile);
+		ctl = fe_control_start(&fe, rt.sock);
+	} else {
+		eddy_log_write(fe.log, EDDY_LOG_WARN, "no runtime dir: stats unavailable");
+	}
+	if (pthread_create(&sig.thread, NULL, sig_main, &sig) != 0) {
+		eddy_log_write(fe.log, EDDY_LOG_ERROR, "cannot start the signal thread");
+		sig.thread = 0;
+	}
+	notify_ready(o->ready_fd, "ok\n");
+
+	cfg = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_max_threads(cfg, (unsigned)o->threads);
+	fuse_loop_cfg_set_clone_fd(cfg, 1);
+	r = fuse_session_loop_mt(fe.se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	eddy_log_write(fe.log, r == 0 ? EDDY_LOG_INFO : EDDY_LOG_ERROR,
+		       "session loop ended (%d); shutting down", r);
+
+	if (sig.thread) {
+		atomic_store(&sig.stop, true);
+		pthread_kill(sig.thread, SIGUSR2);
+		pthread_join(sig.thread, NULL);
+	}
+	fe_control_stop(ctl);
+	if (have_rt)
+		unlink(rt.pidfile);
+	fuse_session_unmount(fe.se);
+	fuse_session_destroy(fe.se);
+	node_table_free(&fe.nodes);
+	eddy_log_write(fe.log, EDDY_LOG_INFO, "unmounted %s", o->mountpoint);
+	libfuse_log = NULL;
+	return r == 0 ? 0 : 1;
+}
