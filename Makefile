@@ -23,7 +23,8 @@ FUSE_SRC := src/fuse/session.c src/fuse/node_table.c src/fuse/ops_node.c \
 	src/fuse/ops_file.c src/fuse/control.c
 CLI_SRC  := src/cli/main.c src/cli/cmd_mount.c src/cli/cmd_umount.c \
 	src/cli/cmd_stats.c src/cli/mounts.c src/cli/options.c
-UNIT_SRC := tests/unit/unit_main.c tests/unit/test_dir_backend.c
+UNIT_SRC := tests/unit/unit_main.c tests/unit/test_dir_backend.c \
+	tests/unit/test_node_table.c src/fuse/node_table.c
 
 B ?= build
 OBJ = $(addprefix $(B)/obj/,$(1:.c=.o))
@@ -32,14 +33,14 @@ OBJ = $(addprefix $(B)/obj/,$(1:.c=.o))
 all: $(B)/eddyfs $(B)/test_unit
 
 $(B)/eddyfs: $(call OBJ,$(CORE_SRC) $(FUSE_SRC) $(CLI_SRC))
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LD $@"; $(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/test_unit: $(call OBJ,$(CORE_SRC) $(UNIT_SRC))
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LD $@"; $(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Isrc -c -o $@ $<
+	@echo "  CC $@"; $(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Isrc -c -o $@ $<
 
 asan:
 	$(MAKE) B=build/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"

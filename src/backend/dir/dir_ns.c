@@ -334,8 +334,11 @@ int dir_rename(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, co
 	}
 	src = dir_node_hold_named(d, parent, name, pfd);
 	dst = dir_node_hold_named(d, newparent, newname, npfd);
-	if (src && src == dst)
-		dst = 0;        /* two names of one file: rename does nothing */
+	if (src && src == dst) {
+		/* two names of one file: rename does nothing */
+		dir_node_release_named(d, dst, 0, "", false);
+		dst = 0;
+	}
 	err = renameat2(pfd, name, npfd, newname, flags) < 0 ? -errno : 0;
 	if (!err && (flags & RENAME_EXCHANGE)) {
 		dir_node_rename_held(d, dst, parent, name);
