@@ -384,6 +384,15 @@ int cmd_mount(int argc, char **argv)
 	r = check_request(&a);
 	if (r)
 		return r;
+	{
+		struct eddy_frontend_opts fo = { .mountpoint = a.mountpoint, .fsname = a.backing,
+						 .fuse_opts = a.fuse_opts, .ready_fd = -1 };
+
+		if (!eddy_frontend_opts_valid(&fo)) {
+			cli_error("invalid FUSE option in -o %s", a.fuse_opts ? a.fuse_opts : "");
+			return EXIT_USAGE;
+		}
+	}
 	log_fd = open_log(&a);
 	if (log_fd == -1)
 		return 1;

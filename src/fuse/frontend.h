@@ -20,6 +20,9 @@ struct eddy_frontend_opts {
 	struct eddy_log *log;
 };
 
+/* True if libfuse accepts the options (checked without mounting). */
+bool eddy_frontend_opts_valid(const struct eddy_frontend_opts *o);
+
 /* Mounts, serves until unmounted (umount, fusermount3 -u, SIGINT, SIGTERM,
 ** SIGHUP), cleans up. Returns 0 after a clean unmount, 1 on failure (the
 ** reason is logged, and written to ready_fd if mounting failed). */

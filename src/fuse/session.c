@@ -204,6 +204,25 @@ out:
 	return se;
 }
 
+static void capture_log_hook(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	(void)level;
+	(void)fmt;
+	(void)ap;
+}
+
+bool eddy_frontend_opts_valid(const struct eddy_frontend_opts *o)
+{
+	struct eddy_frontend fe = { .opt = o };
+	struct fuse_session *se;
+
+	fuse_set_log_func(capture_log_hook);
+	se = new_session(&fe, o);
+	if (se)
+		fuse_session_destroy(se);
+	return se != NULL;
+}
+
 int eddy_frontend_run(struct eddy_fs *fs, const struct eddy_frontend_opts *o)
 {
 	struct eddy_frontend fe = { .fs = fs, .log = o->log, .opt = o };

@@ -42,16 +42,17 @@ void dir_options_default(struct dir_options *o)
 	o->fd_cache = 0;               /* 0: derived from RLIMIT_NOFILE */
 }
 
-/* Half of the descriptor limit for the cache, the rest for open files. */
+/* A quarter of the descriptor limit (at most 4096) for the cache; the rest
+** stays free for open files and nameless nodes. */
 static size_t default_fd_cache(void)
 {
 	struct rlimit rl;
 	size_t n = 4096;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-		n = rl.rlim_cur / 2;
-	if (n > 8192)
-		n = 8192;
+		n = rl.rlim_cur / 4;
+	if (n > 4096)
+		n = 4096;
 	if (n < 16)
 		n = 16;
 	return n;
@@ -90,6 +91,7 @@ int dir_fs_open(const char *backing, const struct dir_options *o, struct eddy_fs
 	d->root_fd = fd;
 	d->root_dev = st.st_dev;
 	d->privileged = geteuid() == 0;
+	pthread_mutex_init(&d->files_lock, NULL);
 	r = dir_nodes_init(d);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot set up the node table: %s", strerror(-r));
@@ -101,9 +103,46 @@ int dir_fs_open(const char *backing, const struct dir_options *o, struct eddy_fs
 	return 0;
 }
 
+void dir_files_add(struct dir_fs *d, struct dir_file *f)
+{
+	pthread_mutex_lock(&d->files_lock);
+	f->prev = NULL;
+	f->next = d->files;
+	if (d->files)
+		d->files->prev = f;
+	d->files = f;
+	pthread_mutex_unlock(&d->files_lock);
+	atomic_fetch_add(&d->nopen, 1);
+}
+
+void dir_files_remove(struct dir_fs *d, struct dir_file *f)
+{
+	pthread_mutex_lock(&d->files_lock);
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		d->files = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	pthread_mutex_unlock(&d->files_lock);
+	atomic_fetch_sub(&d->nopen, 1);
+}
+
+/* Handles the kernel never released (a lazily detached mount whose
+** connection ended first) are released here. */
 static void dir_destroy(struct eddy_fs *fs)
 {
 	struct dir_fs *d = dir_fs(fs);
+
+	while (d->files) {
+		struct dir_file *f = d->files;
+
+		if (f->is_dir)
+			dir_releasedir(fs, &f->base);
+		else
+			dir_release(fs, &f->base);
+	}
+	pthread_mutex_destroy(&d->files_lock);
 
 	dir_nodes_free(d);
 	close(d->root_fd);

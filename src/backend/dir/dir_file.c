@@ -27,7 +27,7 @@ static int file_new(struct dir_fs *d, uint64_t ino, int fd, int flags, struct ed
 	f->base.ino = ino;
 	f->fd = fd;
 	f->flags = flags;
-	atomic_fetch_add(&d->nopen, 1);
+	dir_files_add(d, f);
 	*fp = &f->base;
 	return 0;
 }
@@ -38,10 +38,12 @@ static void fill_open(struct dir_fs *d, struct eddy_open *how)
 	how->keep_cache = d->opt.keep_cache;
 }
 
-/* Flags the backing open gets: the caller's, minus creation and tty. */
+/* Flags the backing open gets: the caller's, minus creation, tty and
+** O_NOFOLLOW (the kernel resolved the name already; the reopen goes
+** through the /proc/self/fd magic link, which O_NOFOLLOW would refuse). */
 static int backing_flags(int flags)
 {
-	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY);
+	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW);
 	return flags | O_CLOEXEC;
 }
 
@@ -163,8 +165,8 @@ void dir_release(struct eddy_fs *fs, struct eddy_file *f)
 {
 	struct dir_fs *d = dir_fs(fs);
 
+	dir_files_remove(d, (struct dir_file *)f);
 	close(file_fd(f));
-	atomic_fetch_sub(&d->nopen, 1);
 	free(f);
 }
 

@@ -69,6 +69,8 @@ struct dir_fs {
 	size_t clock_used;
 	size_t npinned;
 
+	pthread_mutex_t files_lock;
+	struct dir_file *files;    /* every open handle (list), for destroy */
 	atomic_long nopen;         /* open file and directory handles */
 	atomic_long nresolve;      /* fd re-resolutions (cache misses) */
 	atomic_long nstale;        /* re-resolutions that found another object */
@@ -84,6 +86,8 @@ struct dir_file {
 	struct eddy_file base;     /* must be first */
 	int fd;
 	int flags;
+	bool is_dir;
+	struct dir_file *prev, *next; /* dir_fs.files, under files_lock */
 	/* directories only */
 	pthread_mutex_t lock;
 	uint64_t pos;              /* cookie of the next entry in buf */
@@ -114,6 +118,10 @@ void dir_fill_entry(struct dir_fs *d, uint64_t ino, const struct stat *st,
 void dir_fix_attr(struct dir_fs *d, struct stat *st);
 int dir_check_name(const char *name);
 int dir_proc_path(char *buf, size_t size, int fd);
+
+/* dir.c: the list of open handles */
+void dir_files_add(struct dir_fs *d, struct dir_file *f);
+void dir_files_remove(struct dir_fs *d, struct dir_file *f);
 
 /* dir_creds.c: act as the caller while creating objects (root only). */
 struct dir_creds {

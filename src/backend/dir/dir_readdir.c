@@ -52,7 +52,8 @@ int dir_opendir(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, stru
 	pthread_mutex_init(&f->lock, NULL);
 	f->base.ino = ino;
 	f->fd = fd;
-	atomic_fetch_add(&d->nopen, 1);
+	f->is_dir = true;
+	dir_files_add(d, f);
 	memset(how, 0, sizeof(*how));
 	how->keep_cache = d->opt.keep_cache;
 	*fp = &f->base;
@@ -161,9 +162,9 @@ void dir_releasedir(struct eddy_fs *fs, struct eddy_file *df)
 {
 	struct dir_file *f = (struct dir_file *)df;
 
+	dir_files_remove(dir_fs(fs), f);
 	close(f->fd);
 	pthread_mutex_destroy(&f->lock);
 	free(f->buf);
 	free(f);
-	atomic_fetch_sub(&dir_fs(fs)->nopen, 1);
 }
