@@ -48,10 +48,12 @@ static void fe_init(void *userdata, struct fuse_conn_info *conn)
 			FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_ATOMIC_O_TRUNC;
 
 	conn->want |= conn->capable & want;
-	/* The kernel clears setuid/setgid bits itself (it sends SETATTR) when
-	 * the filesystem does not claim to: the backend runs as root and would
-	 * not clear them. Locks stay in the kernel; no writeback cache. */
-	conn->want &= ~(FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_WRITEBACK_CACHE |
+	/* HANDLE_KILLPRIV stays on: implementations clear setuid/setgid on
+	 * write and truncate with the current kernel rules (the kernel's own
+	 * FUSE fallback uses an older rule). Locks stay in the kernel; no
+	 * writeback cache. */
+	conn->want |= conn->capable & FUSE_CAP_HANDLE_KILLPRIV;
+	conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE |
 			FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_SPLICE_READ |
 			FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_EXPORT_SUPPORT);
 	conn->want &= conn->capable;

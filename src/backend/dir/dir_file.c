@@ -68,6 +68,8 @@ int dir_open(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, int fla
 	dir_node_fd_put(d, ino);
 	if (fd < 0)
 		return -errno;
+	if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY)
+		dir_kill_priv(c, fd);
 	fill_open(d, how);
 	return file_new(d, ino, fd, flags, fp);
 }
@@ -134,7 +136,7 @@ ssize_t dir_write(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file
 	ssize_t n;
 
 	(void)fs;
-	(void)c;
+	dir_kill_priv(c, file_fd(f));
 	n = pwrite(file_fd(f), buf, size, off);
 	return n < 0 ? -errno : n;
 }

@@ -123,6 +123,9 @@ int dir_proc_path(char *buf, size_t size, int fd);
 void dir_files_add(struct dir_fs *d, struct dir_file *f);
 void dir_files_remove(struct dir_fs *d, struct dir_file *f);
 
+/* dir_killpriv.c: clear setuid/setgid after an unprivileged write. */
+void dir_kill_priv(const struct eddy_ctx *c, int fd);
+
 /* dir_creds.c: act as the caller while creating objects (root only). */
 struct dir_creds {
 	bool switched;

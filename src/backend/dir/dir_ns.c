@@ -153,7 +153,6 @@ int dir_setattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, stru
 	int fd, err = 0;
 	int ffd = f ? ((struct dir_file *)f)->fd : -1;
 
-	(void)c;
 	fd = dir_node_fd_get(d, ino, &type);
 	if (fd < 0)
 		return fd;
@@ -176,6 +175,8 @@ int dir_setattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, stru
 		if (ffd >= 0 && (((struct dir_file *)f)->flags & O_ACCMODE) != O_RDONLY) {
 			if (ftruncate(ffd, in->st_size) < 0)
 				err = -errno;
+			else
+				dir_kill_priv(c, ffd);
 		} else if (type != S_IFREG) {
 			err = type == S_IFDIR ? -EISDIR : -EINVAL;
 		} else {
@@ -183,6 +184,8 @@ int dir_setattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, stru
 
 			if (wfd < 0 || ftruncate(wfd, in->st_size) < 0)
 				err = -errno;
+			else
+				dir_kill_priv(c, wfd);
 			if (wfd >= 0)
 				close(wfd);
 		}
