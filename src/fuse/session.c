@@ -43,7 +43,7 @@ static void libfuse_log_hook(enum fuse_log_level level, const char *fmt, va_list
 static void fe_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct eddy_frontend *fe = userdata;
-	unsigned want = FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_CACHE_SYMLINKS |
+	unsigned want = FUSE_CAP_READDIRPLUS | FUSE_CAP_CACHE_SYMLINKS |
 			FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ASYNC_READ | FUSE_CAP_ASYNC_DIO |
 			FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_ATOMIC_O_TRUNC;
 
@@ -53,7 +53,10 @@ static void fe_init(void *userdata, struct fuse_conn_info *conn)
 	 * FUSE fallback uses an older rule). Locks stay in the kernel; no
 	 * writeback cache. */
 	conn->want |= conn->capable & FUSE_CAP_HANDLE_KILLPRIV;
-	conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE |
+	/* Always readdirplus: the AUTO heuristic falls back to plain READDIR
+	 * when a program lists a whole directory before it stats the entries
+	 * (find, ls -l of a large directory), costing one LOOKUP per entry. */
+	conn->want &= ~(FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_WRITEBACK_CACHE |
 			FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_SPLICE_READ |
 			FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_EXPORT_SUPPORT);
 	conn->want &= conn->capable;
