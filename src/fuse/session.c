@@ -45,8 +45,12 @@ static void fe_init(void *userdata, struct fuse_conn_info *conn)
 	struct eddy_frontend *fe = userdata;
 	unsigned want = FUSE_CAP_READDIRPLUS | FUSE_CAP_CACHE_SYMLINKS |
 			FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ASYNC_READ | FUSE_CAP_ASYNC_DIO |
-			FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_ATOMIC_O_TRUNC;
+			FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_ATOMIC_O_TRUNC |
+			FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
 
+	/* POSIX_ACL: the kernel enforces ACLs (it implies default_permissions).
+	 * DONT_MASK: implementations apply the umask, so that a default ACL of
+	 * the parent can override it, as on a local filesystem. */
 	conn->want |= conn->capable & want;
 	/* HANDLE_KILLPRIV stays on: implementations clear setuid/setgid on
 	 * write and truncate with the current kernel rules (the kernel's own

@@ -38,12 +38,14 @@ static void fill_open(struct dir_fs *d, struct eddy_open *how)
 	how->keep_cache = d->opt.keep_cache;
 }
 
-/* Flags the backing open gets: the caller's, minus creation, tty and
+/* Flags the backing open gets: the caller's, minus creation, tty,
 ** O_NOFOLLOW (the kernel resolved the name already; the reopen goes
-** through the /proc/self/fd magic link, which O_NOFOLLOW would refuse). */
+** through the /proc/self/fd magic link, which O_NOFOLLOW would refuse) and
+** O_DIRECT (libfuse's buffers are not aligned for it; the kernel already
+** bypasses its own page cache for the caller). */
 static int backing_flags(int flags)
 {
-	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW);
+	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_DIRECT);
 	return flags | O_CLOEXEC;
 }
 
@@ -90,6 +92,7 @@ int dir_create(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, co
 	pfd = dir_node_fd_get(d, parent, NULL);
 	if (pfd < 0)
 		return pfd;
+	mode = dir_create_mode(pfd, mode, c);
 	err = dir_creds_enter(d, c, &cr);
 	if (!err) {
 		fd = openat(pfd, name, backing_flags(flags) | O_CREAT | O_NOFOLLOW |

@@ -117,6 +117,7 @@ void dir_fill_entry(struct dir_fs *d, uint64_t ino, const struct stat *st,
 		    struct eddy_entry *e);
 void dir_fix_attr(struct dir_fs *d, struct stat *st);
 int dir_check_name(const char *name);
+mode_t dir_create_mode(int pfd, mode_t mode, const struct eddy_ctx *c);
 int dir_proc_path(char *buf, size_t size, int fd);
 
 /* dir.c: the list of open handles */

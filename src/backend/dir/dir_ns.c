@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "dir_int.h"
@@ -204,6 +205,22 @@ int dir_setattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, stru
 	return err;
 }
 
+/*
+** The mode a new object gets, as a local filesystem would give it: the
+** caller's umask applies unless the parent directory has a default ACL
+** (then the backing filesystem applies the ACL). The frontend negotiates
+** DONT_MASK so that the kernel leaves the umask to us.
+*/
+mode_t dir_create_mode(int pfd, mode_t mode, const struct eddy_ctx *c)
+{
+	char proc[64];
+
+	dir_proc_path(proc, sizeof(proc), pfd);
+	if (getxattr(proc, "system.posix_acl_default", NULL, 0) > 0)
+		return mode;
+	return mode & ~(c->umask & 0777);
+}
+
 /* The create family: make the object as the caller, then look it up. */
 enum make_kind { MAKE_NOD, MAKE_DIR, MAKE_LINK };
 
@@ -220,6 +237,8 @@ static int make_at(struct dir_fs *d, const struct eddy_ctx *c, uint64_t parent,
 	pfd = dir_node_fd_get(d, parent, NULL);
 	if (pfd < 0)
 		return pfd;
+	if (kind != MAKE_LINK)
+		mode = (mode & S_IFMT) | dir_create_mode(pfd, mode & 07777, c);
 	err = dir_creds_enter(d, c, &cr);
 	if (!err) {
 		if (kind == MAKE_DIR)
