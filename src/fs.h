@@ -146,6 +146,8 @@ struct eddy_fs_ops {
 	/* With O_APPEND opens the implementation writes at the real end of file. */
 	ssize_t (*write)(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file *f,
 			 const void *buf, size_t size, off_t off);
+	/* close() of one descriptor; NULL: nothing to do (the kernel then
+	 * stops sending flushes for the whole mount). */
 	int (*flush)(struct eddy_fs *fs, struct eddy_file *f);
 	int (*fsync)(struct eddy_fs *fs, struct eddy_file *f, bool datasync);
 	/* Never fails in a way the caller can act on; frees F. */

@@ -23,6 +23,7 @@ struct eddy_frontend {
 	struct eddy_log *log;
 	const struct eddy_frontend_opts *opt;
 	bool privileged;           /* daemon runs as root: pass caller groups */
+	bool kernel_permissions;   /* default_permissions: the kernel checks */
 	atomic_long nrequests;
 	atomic_long nerrors;
 };

@@ -120,6 +120,10 @@ void fe_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct eddy_frontend *fe = fe_of(req);
 
 	(void)ino;
+	if (!fe->fs->ops->flush) {
+		fuse_reply_err(req, ENOSYS);    /* the kernel stops sending FLUSH */
+		return;
+	}
 	reply_status(req, fe->fs->ops->flush(fe->fs, fe_file(fi)));
 }
 

@@ -45,12 +45,16 @@ static void fe_init(void *userdata, struct fuse_conn_info *conn)
 	struct eddy_frontend *fe = userdata;
 	unsigned want = FUSE_CAP_READDIRPLUS | FUSE_CAP_CACHE_SYMLINKS |
 			FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ASYNC_READ | FUSE_CAP_ASYNC_DIO |
-			FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_ATOMIC_O_TRUNC |
-			FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
+			FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_DONT_MASK;
 
-	/* POSIX_ACL: the kernel enforces ACLs (it implies default_permissions).
-	 * DONT_MASK: implementations apply the umask, so that a default ACL of
-	 * the parent can override it, as on a local filesystem. */
+	/* DONT_MASK: implementations apply the umask, so that a default ACL of
+	 * the parent can override it, as on a local filesystem. POSIX_ACL (the
+	 * kernel enforces ACLs; it forces default_permissions, which costs a
+	 * GETATTR of the parent after every create/unlink) only when the kernel
+	 * checks permissions anyway; otherwise the backing filesystem checks
+	 * them, ACLs included, as the daemon's user. */
+	if (fe->kernel_permissions)
+		want |= FUSE_CAP_POSIX_ACL;
 	conn->want |= conn->capable & want;
 	/* HANDLE_KILLPRIV stays on: implementations clear setuid/setgid on
 	 * write and truncate with the current kernel rules (the kernel's own
@@ -243,6 +247,8 @@ int eddy_frontend_run(struct eddy_fs *fs, const struct eddy_frontend_opts *o)
 	int r;
 
 	fe.privileged = geteuid() == 0;
+	fe.kernel_permissions = o->fuse_opts && (has_opt(o->fuse_opts, "allow_other") ||
+						 has_opt(o->fuse_opts, "default_permissions"));
 	if (node_table_init(&fe.nodes) < 0) {
 		notify_ready(o->ready_fd, "error: out of memory\n");
 		return 1;

@@ -275,13 +275,22 @@ TEST(unlinked_open_and_replaced_nodes_stay_reachable)
 	CHECK_EQ(report(fx.fs, "pinned_fds"), 2); /* root + a */
 	CHECK_EQ(op->read(fx.fs, f, buf, sizeof(buf), 0), 4);
 	op->release(fx.fs, f);
-	/* rename over b: b loses its name but stays reachable */
+	/* rename over b while b is open: b loses its name, stays reachable */
+	CHECK_EQ(op->open(fx.fs, &fx.ctx, b, O_RDONLY, &f, &how), 0);
 	make_file(&fx, EDDY_ROOT_INO, "c", "ccccccc");
 	CHECK_EQ(op->rename(fx.fs, &fx.ctx, EDDY_ROOT_INO, "c", EDDY_ROOT_INO, "b", 0), 0);
 	CHECK_EQ(size_of(&fx, b), 2);
-	CHECK_EQ(op->open(fx.fs, &fx.ctx, b, O_RDONLY, &f, &how), 0);
 	CHECK_EQ(op->read(fx.fs, f, buf, sizeof(buf), 0), 2);
 	op->release(fx.fs, f);
+	/* rename over d while d is closed and has one link: d is gone */
+	{
+		uint64_t dd = make_file(&fx, EDDY_ROOT_INO, "d", "dd");
+
+		make_file(&fx, EDDY_ROOT_INO, "e", "e");
+		CHECK_EQ(op->rename(fx.fs, &fx.ctx, EDDY_ROOT_INO, "e", EDDY_ROOT_INO, "d", 0), 0);
+		CHECK_EQ(size_of(&fx, dd), -ESTALE);
+		op->forget(fx.fs, dd, 1);
+	}
 	op->forget(fx.fs, a, 1);
 	op->forget(fx.fs, b, 1);
 	CHECK_EQ(report(fx.fs, "pinned_fds"), 1);
@@ -512,5 +521,23 @@ TEST(concurrent_namespace_stress)
 		pthread_join(th[i], NULL);
 	CHECK_EQ(report(fx.fs, "backend_nodes"), 1);
 	CHECK_EQ(report(fx.fs, "open_files"), 0);
+	fixture_close(&fx);
+}
+
+TEST(unlink_of_closed_single_link_file_pins_nothing)
+{
+	struct fixture fx;
+	uint64_t f;
+	int before;
+
+	CHECK(fixture_open(&fx, 0) == 0);
+	f = make_file(&fx, EDDY_ROOT_INO, "gone", "x");
+	before = count_open_fds();
+	CHECK_EQ(fx.fs->ops->unlink(fx.fs, &fx.ctx, EDDY_ROOT_INO, "gone"), 0);
+	CHECK_EQ(report(fx.fs, "pinned_fds"), 1);           /* only the root */
+	CHECK(count_open_fds() <= before);
+	CHECK_EQ(size_of(&fx, f), -ESTALE);                  /* dead until forgotten */
+	fx.fs->ops->forget(fx.fs, f, 1);
+	CHECK_EQ(report(fx.fs, "backend_nodes"), 1);
 	fixture_close(&fx);
 }

@@ -1,6 +1,7 @@
 /*
 ** dir_file.c -- the dir backend's open files: open/create, read/write,
-** flush/fsync/release, fallocate, copy_file_range, lseek.
+** fsync/release, fallocate, copy_file_range, lseek (no flush: nothing
+** to do at close()).
 **
 ** An open file holds one real fd on the backing file, opened through
 ** /proc/self/fd/N of the node's O_PATH fd, so it reaches exactly the inode
@@ -142,19 +143,6 @@ ssize_t dir_write(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file
 	dir_kill_priv(c, file_fd(f));
 	n = pwrite(file_fd(f), buf, size, off);
 	return n < 0 ? -errno : n;
-}
-
-/* close() of one descriptor of the file: give the backing filesystem the
-** same chance to report deferred errors (NFS does it on close). */
-int dir_flush(struct eddy_fs *fs, struct eddy_file *f)
-{
-	int fd;
-
-	(void)fs;
-	fd = dup(file_fd(f));
-	if (fd < 0)
-		return -errno;
-	return close(fd) < 0 ? -errno : 0;
 }
 
 int dir_fsync(struct eddy_fs *fs, struct eddy_file *f, bool datasync)

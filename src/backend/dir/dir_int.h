@@ -10,8 +10,10 @@
 ** (2) node->ino is never reused for the life of the table (a counter).
 ** (3) A node with name != NULL is reachable as parent/name from the root;
 **     that path is how its fd is re-resolved after eviction. A node whose
-**     last known name was removed (unlink, rename-over) has name == NULL
-**     and a pinned fd that is never evicted until the node is freed.
+**     last known name was removed (unlink, rename-over) has name == NULL;
+**     if the object lives on (other hard links, open handles) it keeps a
+**     pinned fd that is never evicted until the node is freed, otherwise
+**     it is dead and answers -ESTALE until the kernel forgets it.
 ** (4) At most cache_cap unpinned fds are open at once (the clock cache);
 **     pinned fds are bounded by what the kernel keeps alive (open or
 **     looked-up files that lost their name).
@@ -37,6 +39,7 @@ struct dir_node {
 	uint64_t nlookup;
 	uint32_t fd_users;
 	uint32_t nchildren;
+	uint32_t nopen;            /* open file/directory handles */
 	int fd;                    /* O_PATH fd, or -1 */
 	int32_t slot;              /* index in the clock cache, -1 if none */
 	mode_t type;               /* S_IFMT bits */
@@ -109,6 +112,7 @@ void dir_node_release_named(struct dir_fs *d, uint64_t ino, uint64_t parent, con
 			    bool removed);
 void dir_node_rename_held(struct dir_fs *d, uint64_t ino, uint64_t newparent,
 			  const char *newname);
+void dir_node_opened(struct dir_fs *d, uint64_t ino, int delta);
 bool dir_node_name_of(struct dir_fs *d, uint64_t ino, uint64_t *parent, char *name);
 void dir_node_stats(struct dir_fs *d, size_t *nodes, size_t *cached, size_t *pinned);
 
@@ -166,7 +170,6 @@ int dir_create(struct eddy_fs *, const struct eddy_ctx *, uint64_t, const char *
 ssize_t dir_read(struct eddy_fs *, struct eddy_file *, void *, size_t, off_t);
 ssize_t dir_write(struct eddy_fs *, const struct eddy_ctx *, struct eddy_file *, const void *,
 		  size_t, off_t);
-int dir_flush(struct eddy_fs *, struct eddy_file *);
 int dir_fsync(struct eddy_fs *, struct eddy_file *, bool);
 void dir_release(struct eddy_fs *, struct eddy_file *);
 int dir_fallocate(struct eddy_fs *, struct eddy_file *, int, off_t, off_t);

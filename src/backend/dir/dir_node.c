@@ -245,21 +245,24 @@ static void node_set_name(struct dir_fs *d, struct dir_node *n, uint64_t parent,
 	}
 }
 
-/* N lost its name: keep it reachable through a pinned fd. */
+/* N lost its name: keep it reachable through a pinned fd if it has one
+** (the caller made sure it has when the object lives on). */
 static void node_make_nameless(struct dir_fs *d, struct dir_node *n)
 {
 	struct dir_node *old;
 
-	if (!n->name || n->fd < 0)
+	if (!n->name)
 		return;
 	old = find_ino(d, n->parent);
 	free(n->name);
 	n->name = NULL;
 	n->parent = 0;
-	slot_clear(d, n);
-	if (!n->pinned) {
-		n->pinned = 1;
-		d->npinned++;
+	if (n->fd >= 0) {
+		slot_clear(d, n);
+		if (!n->pinned) {
+			n->pinned = 1;
+			d->npinned++;
+		}
 	}
 	if (old) {
 		old->nchildren--;
@@ -511,7 +514,8 @@ uint64_t dir_node_hold_named(struct dir_fs *d, uint64_t parent, const char *name
 	}
 	n->fd_users++;
 	ino = n->ino;
-	if (n->fd >= 0) {
+	/* An object that dies with this name needs no fd to stay reachable. */
+	if (n->fd >= 0 || (n->nopen == 0 && (st.st_nlink <= 1 || S_ISDIR(st.st_mode)))) {
 		pthread_mutex_unlock(&d->lock);
 		return ino;
 	}
@@ -575,6 +579,18 @@ void dir_node_stats(struct dir_fs *d, size_t *nodes, size_t *cached, size_t *pin
 	*nodes = d->nnodes;
 	*cached = d->clock_used;
 	*pinned = d->npinned;
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* An open handle on INO came (+1) or went (-1). */
+void dir_node_opened(struct dir_fs *d, uint64_t ino, int delta)
+{
+	struct dir_node *n;
+
+	pthread_mutex_lock(&d->lock);
+	n = find_ino(d, ino);
+	if (n)
+		n->nopen = (uint32_t)((int)n->nopen + delta);
 	pthread_mutex_unlock(&d->lock);
 }
 
