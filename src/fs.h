@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
@@ -40,6 +41,7 @@
 
 struct eddy_fs;
 struct eddy_file;
+struct eddy_events;
 
 /* The caller of an operation. */
 struct eddy_ctx {
@@ -179,35 +181,49 @@ struct eddy_fs_ops {
 	int (*removexattr)(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino,
 			   const char *name);
 	/* Slots above are version 1; append only after this line. */
+
+	/* change news: start reporting changes made outside the requests this
+	 * implementation answers through EV (copied); stop before the caller
+	 * frees what EV points to. NULL: the implementation reports nothing. */
+	int (*watch_start)(struct eddy_fs *fs, const struct eddy_events *ev);
+	void (*watch_stop)(struct eddy_fs *fs);
+
+	/* locks shared with every other user of the same storage. OWNER is the
+	 * kernel's lock owner (one per process and file table). NULL: the
+	 * frontend leaves locks to the kernel (per mount only). flush then
+	 * also drops OWNER's byte-range locks on the file (POSIX close rule). */
+	int (*getlk)(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file *f,
+		     uint64_t owner, struct flock *lk);
+	int (*setlk)(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file *f,
+		     uint64_t owner, const struct flock *lk, bool wait);
+	int (*flock)(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file *f,
+		     uint64_t owner, int op);
+	int (*flush_owner)(struct eddy_fs *fs, struct eddy_file *f, uint64_t owner);
 };
 
 /*
 ** The upward path: an implementation tells whoever sits above it that the
 ** truth changed outside the requests it answered. Set by the frontend with
-** eddy_fs_set_events(); may be called from any thread, must not block.
+** the watch_start op; may be called from any thread, must not block.
 */
 struct eddy_events {
 	void (*entry_changed)(void *up, uint64_t parent, const char *name);
 	void (*entry_deleted)(void *up, uint64_t parent, const char *name, uint64_t child);
 	void (*inode_changed)(void *up, uint64_t ino, bool attr_only);
+	/* News was lost (queue overflow, lost watch): assume anything changed. */
+	void (*everything_changed)(void *up);
 	void *up;
 };
 
 /* The base of every filesystem object; implementations embed it first. */
 struct eddy_fs {
 	const struct eddy_fs_ops *ops;
-	struct eddy_events events;       /* all NULL until the frontend sets it */
 };
 
 /* The base of every open file or directory handle; embedded first. */
 struct eddy_file {
 	uint64_t ino;
 };
-
-static inline void eddy_fs_set_events(struct eddy_fs *fs, const struct eddy_events *ev)
-{
-	fs->events = *ev;
-}
 
 /* A context for calls made by the daemon itself (tests, the CLI client). */
 void eddy_ctx_self(struct eddy_ctx *c);

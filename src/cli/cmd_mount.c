@@ -43,6 +43,19 @@ static const char mount_usage[] =
 	"                   default_permissions) [EDDYFS_OPTIONS]\n"
 	"  --threads N      maximum FUSE worker threads, 1-1024\n"
 	"                   [EDDYFS_THREADS, default: 16]\n"
+	"  --coherence=M    cache policy [EDDYFS_COHERENCE, default: events]\n"
+	"                   events: the kernel caches names, absences, attributes,\n"
+	"                     file data and listings for a day; changes made\n"
+	"                     elsewhere are invalidated precisely within ms\n"
+	"                   ttl:<ms>: fixed cache timeouts, no invalidation\n"
+	"                   off: no caching (like bindfs)\n"
+	"  --watch=S        how events mode notices changes [EDDYFS_WATCH,\n"
+	"                   default: auto = inotify, or poll:1000 when the\n"
+	"                   backing dir is on a network or FUSE filesystem]\n"
+	"                   inotify | poll:<ms> (no events: behaves as ttl:<ms>)\n"
+	"  --writeback-cache  let the kernel buffer writes (faster small writes;\n"
+	"                   only for backing dirs nobody else writes)\n"
+	"                   [EDDYFS_WRITEBACK_CACHE=1]\n"
 	"  -h, --help       show this help\n"
 	"\n"
 	"Refused with exit status 2, touching nothing: a missing or non-directory\n"
@@ -58,6 +71,9 @@ struct mount_args {
 	bool debug;
 	const char *fuse_opts;
 	long threads;
+	const char *coherence;
+	const char *watch;
+	bool writeback;
 	char backing[PATH_MAX];
 	char mountpoint[PATH_MAX];
 };
@@ -71,11 +87,15 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		{ "background", no_argument, NULL, 'b' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "coherence", required_argument, NULL, 'C' },
+		{ "watch", required_argument, NULL, 'W' },
+		{ "writeback-cache", no_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *threads = NULL, *f_log = NULL, *f_dir = NULL, *o = NULL, *id = NULL;
-	bool f_bg = false, f_debug = false;
+	const char *coh = NULL, *watch = NULL;
+	bool f_bg = false, f_debug = false, f_wb = false;
 	int c;
 
 	opterr = 0;
@@ -88,6 +108,9 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		case 'b': f_bg = true; break;
 		case 'd': f_debug = true; break;
 		case 't': threads = optarg; break;
+		case 'C': coh = optarg; break;
+		case 'W': watch = optarg; break;
+		case 'B': f_wb = true; break;
 		case 'o':
 			if (o) {
 				cli_error("-o given twice: put all FUSE options in one list");
@@ -141,6 +164,11 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 	if (!f_debug && cli_env_bool("EDDYFS_DEBUG", &a->debug) < 0)
 		return EXIT_USAGE;
 	a->fuse_opts = o ? o : getenv("EDDYFS_OPTIONS");
+	a->coherence = coh ? coh : getenv("EDDYFS_COHERENCE");
+	a->watch = watch ? watch : getenv("EDDYFS_WATCH");
+	a->writeback = f_wb;
+	if (!f_wb && cli_env_bool("EDDYFS_WRITEBACK_CACHE", &a->writeback) < 0)
+		return EXIT_USAGE;
 	if (!threads)
 		threads = getenv("EDDYFS_THREADS");
 	a->threads = 16;
@@ -151,6 +179,85 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		cli_error("path too long or current directory unreadable");
 		return EXIT_USAGE;
 	}
+	return 0;
+}
+
+/* A positive whole number of milliseconds after PREFIX in S. */
+static int parse_ms(const char *what, const char *s, const char *prefix, double *seconds)
+{
+	long ms;
+
+	if (strncmp(s, prefix, strlen(prefix)) != 0)
+		return -EINVAL;
+	if (cli_parse_int(what, s + strlen(prefix), 0, 86400000, &ms) < 0)
+		return -EINVAL;
+	*seconds = (double)ms / 1000.0;
+	return 0;
+}
+
+/* Backing filesystems that report no local change events. */
+static bool remote_fs(const char *path)
+{
+	static const unsigned long types[] = {
+		0x6969, 0x517B, 0xFF534D42, 0xFE534D42, 0x65735546, 0x01021997,
+		0x00c36400, 0x5346414F, 0x73757245, 0x7461636f, 0x01161970, 0x0BD00BD0,
+	};
+	struct statfs sf;
+	size_t i;
+
+	if (statfs(path, &sf) < 0)
+		return false;
+	for (i = 0; i < sizeof(types) / sizeof(*types); i++)
+		if ((unsigned long)sf.f_type == types[i])
+			return true;
+	return false;
+}
+
+/* --coherence and --watch into the backend's cache policy. */
+static int cache_policy(const struct mount_args *a, struct dir_options *o, bool *notify)
+{
+	const char *coh = a->coherence && *a->coherence ? a->coherence : "events";
+	const char *watch = a->watch && *a->watch ? a->watch : "auto";
+	double t = 0;
+
+	*notify = false;
+	o->cache_readdir = false;
+	o->watch = DIR_WATCH_NONE;
+	if (strcmp(coh, "off") == 0) {
+		o->entry_timeout = o->attr_timeout = o->negative_timeout = 0;
+		o->keep_cache = false;
+		return 0;
+	}
+	if (strncmp(coh, "ttl:", 4) == 0) {
+		if (parse_ms("--coherence=ttl:<ms>", coh, "ttl:", &t) < 0)
+			return EXIT_USAGE;
+		o->entry_timeout = o->attr_timeout = o->negative_timeout = t;
+		o->keep_cache = true;
+		return 0;
+	}
+	if (strcmp(coh, "events") != 0) {
+		cli_error("--coherence=%s: use events, ttl:<ms> or off", coh);
+		return EXIT_USAGE;
+	}
+	if (strcmp(watch, "auto") == 0 && remote_fs(a->backing))
+		watch = "poll:1000";
+	if (strncmp(watch, "poll:", 5) == 0) {
+		if (parse_ms("--watch=poll:<ms>", watch, "poll:", &t) < 0)
+			return EXIT_USAGE;
+		o->entry_timeout = o->attr_timeout = o->negative_timeout = t;
+		o->keep_cache = true;
+		return 0;
+	}
+	if (strcmp(watch, "auto") != 0 && strcmp(watch, "inotify") != 0) {
+		cli_error("--watch=%s: use auto, inotify or poll:<ms>", watch);
+		return EXIT_USAGE;
+	}
+	o->entry_timeout = o->attr_timeout = o->negative_timeout = 86400;
+	o->fallback_timeout = 1.0;
+	o->keep_cache = true;
+	o->cache_readdir = true;
+	o->watch = DIR_WATCH_INOTIFY;
+	*notify = true;
 	return 0;
 }
 
@@ -281,6 +388,7 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	dir_options_default(&dopt);
+	cache_policy(a, &dopt, &fo.notify);
 	if (dir_fs_open(a->backing, &dopt, &fs, err, sizeof(err)) < 0) {
 		eddy_log_write(&log, EDDY_LOG_ERROR, "%s", err);
 		if (ready_fd >= 0)
@@ -296,6 +404,7 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 	fo.debug = a->debug;
 	fo.ready_fd = ready_fd;
 	fo.log = &log;
+	fo.writeback_cache = a->writeback;
 	r = eddy_frontend_run(fs, &fo);
 	fs->ops->destroy(fs);
 	return r;
@@ -384,6 +493,15 @@ int cmd_mount(int argc, char **argv)
 	r = check_request(&a);
 	if (r)
 		return r;
+	{
+		struct dir_options dopt;
+		bool notify;
+
+		dir_options_default(&dopt);
+		r = cache_policy(&a, &dopt, &notify);
+		if (r)
+			return r;
+	}
 	{
 		struct eddy_frontend_opts fo = { .mountpoint = a.mountpoint, .fsname = a.backing,
 						 .fuse_opts = a.fuse_opts, .ready_fd = -1 };

@@ -17,6 +17,8 @@ struct eddy_frontend_opts {
 	int threads;               /* max FUSE worker threads */
 	bool debug;                /* libfuse request trace on stderr */
 	int ready_fd;              /* >= 0: write "ok\n" once mounted, then close */
+	bool notify;               /* run the notifier (coherence=events) */
+	bool writeback_cache;      /* ask the kernel for its writeback cache */
 	struct eddy_log *log;
 };
 

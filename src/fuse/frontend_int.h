@@ -26,6 +26,9 @@ struct eddy_frontend {
 	bool kernel_permissions;   /* default_permissions: the kernel checks */
 	atomic_long nrequests;
 	atomic_long nerrors;
+	struct fe_notifier *notifier;  /* NULL: no change news */
+	struct eddy_events events;     /* what the implementation calls up */
+	atomic_bool watching;
 };
 
 static inline struct eddy_frontend *fe_of(fuse_req_t req)
@@ -41,6 +44,9 @@ static inline struct eddy_file *fe_file(struct fuse_file_info *fi)
 /* ops_node.c */
 void fe_ctx(fuse_req_t req, struct eddy_ctx *c, bool want_groups);
 void fe_reply_entry(fuse_req_t req, const struct eddy_entry *e);
+/* After an entry reply for PARENT/NAME computed while the parent's change
+** sequence was SEQ: if a change raced it, invalidate the entry again. */
+void fe_recheck_entry(struct eddy_frontend *fe, uint64_t parent, const char *name, uint64_t seq);
 void fe_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void fe_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
 void fe_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
@@ -86,6 +92,17 @@ void fe_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
 			struct fuse_file_info *fi_out, size_t len, int flags);
 void fe_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
+
+/* notify.c: the notifier (the only caller of fuse_lowlevel_notify_*). */
+struct fe_notifier;
+struct fe_notifier *fe_notifier_new(struct eddy_frontend *fe);
+void fe_notifier_events(struct fe_notifier *n, struct eddy_events *ev);
+void fe_notifier_start(struct fe_notifier *n);
+void fe_notifier_stop(struct fe_notifier *n);
+void fe_notifier_free(struct fe_notifier *n);
+void fe_notifier_report(struct fe_notifier *n, eddy_stat_fn fn, void *arg);
+void fe_notify_entry(struct eddy_frontend *fe, uint64_t parent, const char *name);
+void fe_notify_inode(struct eddy_frontend *fe, uint64_t ino, bool attr_only);
 
 /* control.c: the control socket (stats now; chaos control later). */
 struct fe_control;

@@ -1,7 +1,7 @@
 /*
 ** node_table.c -- open-addressing hash of kernel lookup counts (linear
 ** probing, deletion by backward shift, so there are no tombstones).
-** 16 bytes per known inode at a load factor of at most 1/2.
+** 24 bytes per known inode at a load factor of at most 1/2.
 */
 #include <errno.h>
 #include <stdlib.h>
@@ -19,6 +19,7 @@ int node_table_init(struct node_table *t)
 	t->cap = 1024;
 	t->used = 0;
 	t->total = t->refs = t->forgets = 0;
+	t->root_seq = t->global_seq = 0;
 	t->slots = calloc(t->cap, sizeof(*t->slots));
 	if (!t->slots)
 		return -ENOMEM;
@@ -72,6 +73,7 @@ void node_table_ref(struct node_table *t, uint64_t ino, uint64_t n)
 	if (!found) {
 		s->ino = ino;
 		s->nlookup = 0;
+		s->seq = 0;
 		t->used++;
 	}
 	s->nlookup += n;
@@ -129,6 +131,8 @@ bool node_table_known(struct node_table *t, uint64_t ino)
 {
 	bool found;
 
+	if (ino == 1)
+		return true;
 	pthread_mutex_lock(&t->lock);
 	find(t, ino, &found);
 	pthread_mutex_unlock(&t->lock);
@@ -144,4 +148,64 @@ void node_table_counts(struct node_table *t, size_t *known, uint64_t *total, uin
 	*refs = t->refs;
 	*forgets = t->forgets;
 	pthread_mutex_unlock(&t->lock);
+}
+
+uint64_t node_table_seq(struct node_table *t, uint64_t ino)
+{
+	struct node_slot *s;
+	uint64_t seq;
+	bool found;
+
+	pthread_mutex_lock(&t->lock);
+	if (ino == 1) {
+		seq = t->root_seq;
+	} else {
+		s = find(t, ino, &found);
+		seq = found ? s->seq : 0;
+	}
+	seq += t->global_seq;
+	pthread_mutex_unlock(&t->lock);
+	return seq;
+}
+
+void node_table_bump(struct node_table *t, uint64_t ino)
+{
+	struct node_slot *s;
+	bool found;
+
+	pthread_mutex_lock(&t->lock);
+	if (ino == 1) {
+		t->root_seq++;
+	} else {
+		s = find(t, ino, &found);
+		if (found)
+			s->seq++;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+void node_table_bump_all(struct node_table *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->global_seq++;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void node_table_each(struct node_table *t, void (*fn)(void *, uint64_t), void *arg)
+{
+	uint64_t *inos;
+	size_t i, n = 0;
+
+	pthread_mutex_lock(&t->lock);
+	inos = malloc((t->used + 1) * sizeof(*inos));
+	if (inos) {
+		inos[n++] = 1;
+		for (i = 0; i < t->cap; i++)
+			if (t->slots[i].ino)
+				inos[n++] = t->slots[i].ino;
+	}
+	pthread_mutex_unlock(&t->lock);
+	for (i = 0; i < n; i++)
+		fn(arg, inos[i]);
+	free(inos);
 }

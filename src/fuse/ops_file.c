@@ -57,6 +57,7 @@ void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	struct eddy_entry e;
 	struct eddy_open how;
 	struct eddy_ctx c;
+	uint64_t seq = node_table_seq(&fe->nodes, parent);
 	int err;
 
 	fe_ctx(req, &c, true);
@@ -77,7 +78,9 @@ void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		fe->fs->ops->release(fe->fs, f);
 		node_table_forget(&fe->nodes, e.ino, 1);
 		fe->fs->ops->forget(fe->fs, e.ino, 1);
+		return;
 	}
+	fe_recheck_entry(fe, parent, name, seq);
 }
 
 void fe_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
@@ -212,7 +215,26 @@ struct fill_state {
 	size_t size, pos;
 	uint64_t *refs;
 	size_t nrefs, caprefs;
+	char *names;            /* readdirplus: names placed, NUL-separated */
+	size_t nlen, ncap;
 };
+
+static void remember_name(struct fill_state *s, const char *name)
+{
+	size_t len = strlen(name) + 1;
+
+	if (s->nlen + len > s->ncap) {
+		size_t cap = (s->ncap + len) * 2;
+		char *p = realloc(s->names, cap);
+
+		if (!p)
+			return;
+		s->names = p;
+		s->ncap = cap;
+	}
+	memcpy(s->names + s->nlen, name, len);
+	s->nlen += len;
+}
 
 static int fill_entry(void *arg, const char *name, const struct stat *st,
 		      const struct eddy_entry *e, uint64_t next)
@@ -246,6 +268,8 @@ static int fill_entry(void *arg, const char *name, const struct stat *st,
 		if (need <= s->size - s->pos && e->ino) {
 			node_table_ref(&s->fe->nodes, e->ino, 1);
 			s->refs[s->nrefs++] = e->ino;
+			if (s->fe->notifier)
+				remember_name(s, name);
 		}
 	}
 	if (need > s->size - s->pos)
@@ -259,6 +283,8 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_
 {
 	struct eddy_frontend *fe = fe_of(req);
 	struct fill_state s = { .req = req, .fe = fe, .size = size };
+	uint64_t ino = fe_file(fi)->ino;
+	uint64_t seq = node_table_seq(&fe->nodes, ino);
 	struct eddy_ctx c;
 	int err;
 
@@ -279,6 +305,15 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_
 			fe->fs->ops->forget(fe->fs, s.refs[i], 1);
 		}
 	}
+	/* a change raced the listing: drop it and the entries it brought */
+	if (plus && fe->notifier && node_table_seq(&fe->nodes, ino) != seq) {
+		size_t i;
+
+		fe_notify_inode(fe, ino, false);
+		for (i = 0; i < s.nlen; i += strlen(s.names + i) + 1)
+			fe_notify_entry(fe, ino, s.names + i);
+	}
+	free(s.names);
 	free(s.refs);
 	free(s.buf);
 }

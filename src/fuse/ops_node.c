@@ -62,19 +62,28 @@ void fe_reply_entry(fuse_req_t req, const struct eddy_entry *e)
 	}
 }
 
+void fe_recheck_entry(struct eddy_frontend *fe, uint64_t parent, const char *name, uint64_t seq)
+{
+	if (fe->notifier && node_table_seq(&fe->nodes, parent) != seq)
+		fe_notify_entry(fe, parent, name);
+}
+
 void fe_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct eddy_frontend *fe = fe_of(req);
+	uint64_t seq = node_table_seq(&fe->nodes, parent);
 	struct eddy_entry e;
 	struct eddy_ctx c;
 	int err;
 
 	fe_ctx(req, &c, false);
 	err = fe->fs->ops->lookup(fe->fs, &c, parent, name, &e);
-	if (err)
+	if (err) {
 		reply_err(req, err);
-	else
-		fe_reply_entry(req, &e);
+		return;
+	}
+	fe_reply_entry(req, &e);
+	fe_recheck_entry(fe, parent, name, seq);
 }
 
 static void forget_one(struct eddy_frontend *fe, fuse_ino_t ino, uint64_t nlookup)
@@ -158,12 +167,16 @@ void fe_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, 
 	struct eddy_ctx c;
 	int err;
 
+	uint64_t seq = node_table_seq(&fe->nodes, parent);
+
 	fe_ctx(req, &c, true);
 	err = fe->fs->ops->mknod(fe->fs, &c, parent, name, mode, rdev, &e);
-	if (err)
+	if (err) {
 		reply_err(req, err);
-	else
-		fe_reply_entry(req, &e);
+		return;
+	}
+	fe_reply_entry(req, &e);
+	fe_recheck_entry(fe, parent, name, seq);
 }
 
 void fe_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -173,12 +186,16 @@ void fe_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 	struct eddy_ctx c;
 	int err;
 
+	uint64_t seq = node_table_seq(&fe->nodes, parent);
+
 	fe_ctx(req, &c, true);
 	err = fe->fs->ops->mkdir(fe->fs, &c, parent, name, mode, &e);
-	if (err)
+	if (err) {
 		reply_err(req, err);
-	else
-		fe_reply_entry(req, &e);
+		return;
+	}
+	fe_reply_entry(req, &e);
+	fe_recheck_entry(fe, parent, name, seq);
 }
 
 void fe_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
@@ -188,12 +205,16 @@ void fe_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char 
 	struct eddy_ctx c;
 	int err;
 
+	uint64_t seq = node_table_seq(&fe->nodes, parent);
+
 	fe_ctx(req, &c, true);
 	err = fe->fs->ops->symlink(fe->fs, &c, link, parent, name, &e);
-	if (err)
+	if (err) {
 		reply_err(req, err);
-	else
-		fe_reply_entry(req, &e);
+		return;
+	}
+	fe_reply_entry(req, &e);
+	fe_recheck_entry(fe, parent, name, seq);
 }
 
 void fe_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
@@ -203,12 +224,16 @@ void fe_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
 	struct eddy_ctx c;
 	int err;
 
+	uint64_t seq = node_table_seq(&fe->nodes, newparent);
+
 	fe_ctx(req, &c, true);
 	err = fe->fs->ops->link(fe->fs, &c, ino, newparent, newname, &e);
-	if (err)
+	if (err) {
 		reply_err(req, err);
-	else
-		fe_reply_entry(req, &e);
+		return;
+	}
+	fe_reply_entry(req, &e);
+	fe_recheck_entry(fe, newparent, newname, seq);
 }
 
 void fe_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)

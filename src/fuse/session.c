@@ -64,15 +64,39 @@ static void fe_init(void *userdata, struct fuse_conn_info *conn)
 	/* Always readdirplus: the AUTO heuristic falls back to plain READDIR
 	 * when a program lists a whole directory before it stats the entries
 	 * (find, ls -l of a large directory), costing one LOOKUP per entry. */
-	conn->want &= ~(FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_WRITEBACK_CACHE |
+	conn->want &= ~(FUSE_CAP_READDIRPLUS_AUTO |
 			FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_SPLICE_READ |
 			FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_EXPORT_SUPPORT);
 	conn->want &= conn->capable;
+	if (fe->opt->writeback_cache)
+		conn->want |= conn->capable & FUSE_CAP_WRITEBACK_CACHE;
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
 	conn->time_gran = 1;
 	eddy_log_write(fe->log, EDDY_LOG_INFO, "INIT: protocol 7.%u, want 0x%x, max_write %u",
 		       conn->proto_minor, conn->want, conn->max_write);
+	/* The connection is up: notifications can flow, changes be watched. */
+	if (fe->notifier) {
+		fe_notifier_start(fe->notifier);
+		if (fe->fs->ops->watch_start) {
+			int r = fe->fs->ops->watch_start(fe->fs, &fe->events);
+
+			if (r < 0)
+				eddy_log_write(fe->log, EDDY_LOG_WARN,
+					       "change detection unavailable (%s): short timeouts",
+					       strerror(-r));
+			else
+				atomic_store(&fe->watching, true);
+		}
+	}
+}
+
+/* Stops change news: the watcher first (it calls up), then the notifier. */
+static void stop_news(struct eddy_frontend *fe)
+{
+	if (atomic_exchange(&fe->watching, false) && fe->fs->ops->watch_stop)
+		fe->fs->ops->watch_stop(fe->fs);
+	fe_notifier_stop(fe->notifier);
 }
 
 static const struct fuse_lowlevel_ops fe_ops = {
@@ -147,6 +171,7 @@ static void *sig_main(void *arg)
 			continue;
 		eddy_log_write(st->fe->log, EDDY_LOG_INFO, "signal %d: unmounting %s", sig,
 			       st->mountpoint);
+		stop_news(st->fe);
 		r = eddy_unmount(st->mountpoint, true, &lazy);
 		if (r < 0)
 			eddy_log_write(st->fe->log, EDDY_LOG_ERROR, "unmount %s failed: %s",
@@ -253,6 +278,11 @@ int eddy_frontend_run(struct eddy_fs *fs, const struct eddy_frontend_opts *o)
 		notify_ready(o->ready_fd, "error: out of memory\n");
 		return 1;
 	}
+	if (o->notify) {
+		fe.notifier = fe_notifier_new(&fe);
+		if (fe.notifier)
+			fe_notifier_events(fe.notifier, &fe.events);
+	}
 	libfuse_log = o->log;
 	fuse_set_log_func(libfuse_log_hook);
 	block_signals(&sig.set);
@@ -260,12 +290,14 @@ int eddy_frontend_run(struct eddy_fs *fs, const struct eddy_frontend_opts *o)
 	fe.se = new_session(&fe, o);
 	if (!fe.se) {
 		notify_ready(o->ready_fd, "error: invalid FUSE options (see the log)\n");
+		fe_notifier_free(fe.notifier);
 		node_table_free(&fe.nodes);
 		return 1;
 	}
 	if (fuse_session_mount(fe.se, o->mountpoint) != 0) {
 		notify_ready(o->ready_fd, "error: mounting failed (see the log)\n");
 		fuse_session_destroy(fe.se);
+		fe_notifier_free(fe.notifier);
 		node_table_free(&fe.nodes);
 		return 1;
 	}
@@ -299,11 +331,13 @@ int eddy_frontend_run(struct eddy_fs *fs, const struct eddy_frontend_opts *o)
 		pthread_kill(sig.thread, SIGUSR2);
 		pthread_join(sig.thread, NULL);
 	}
+	stop_news(&fe);
 	fe_control_stop(ctl);
 	if (have_rt)
 		unlink(rt.pidfile);
 	fuse_session_unmount(fe.se);
 	fuse_session_destroy(fe.se);
+	fe_notifier_free(fe.notifier);
 	node_table_free(&fe.nodes);
 	eddy_log_write(fe.log, EDDY_LOG_INFO, "unmounted %s", o->mountpoint);
 	libfuse_log = NULL;

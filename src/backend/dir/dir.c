@@ -38,7 +38,10 @@ void dir_options_default(struct dir_options *o)
 	o->entry_timeout = 1.0;
 	o->attr_timeout = 1.0;
 	o->negative_timeout = 1.0;
+	o->fallback_timeout = 1.0;
 	o->keep_cache = true;
+	o->cache_readdir = false;
+	o->watch = DIR_WATCH_NONE;
 	o->fd_cache = 0;               /* 0: derived from RLIMIT_NOFILE */
 }
 
@@ -136,6 +139,7 @@ static void dir_destroy(struct eddy_fs *fs)
 {
 	struct dir_fs *d = dir_fs(fs);
 
+	dir_watch_stop(fs);
 	while (d->files) {
 		struct dir_file *f = d->files;
 
@@ -157,6 +161,7 @@ static void dir_report(struct eddy_fs *fs, eddy_stat_fn fn, void *arg)
 	size_t nodes, cached, pinned;
 
 	dir_node_stats(d, &nodes, &cached, &pinned);
+	dir_watch_report(d, fn, arg);
 	fn(arg, "backend_nodes", (long long)nodes);
 	fn(arg, "cached_fds", (long long)cached);
 	fn(arg, "pinned_fds", (long long)pinned);
@@ -205,4 +210,7 @@ const struct eddy_fs_ops dir_fs_ops = {
 	.getxattr = dir_getxattr,
 	.listxattr = dir_listxattr,
 	.removexattr = dir_removexattr,
+	/* change news */
+	.watch_start = dir_watch_start,
+	.watch_stop = dir_watch_stop,
 };

@@ -9,11 +9,19 @@
 
 #include "../../fs.h"
 
+enum dir_watch_kind {
+	DIR_WATCH_NONE,            /* report nothing (ttl/off coherence, poll) */
+	DIR_WATCH_INOTIFY,         /* inotify on the directories the kernel knows */
+};
+
 struct dir_options {
 	double entry_timeout;      /* seconds the kernel may cache a name */
 	double attr_timeout;       /* seconds the kernel may cache attributes */
 	double negative_timeout;   /* seconds the kernel may cache an absence */
+	double fallback_timeout;   /* all three, once change news was lost */
 	bool keep_cache;           /* keep page cache across opens */
+	bool cache_readdir;        /* let the kernel cache directory listings */
+	enum dir_watch_kind watch; /* how changes made elsewhere are noticed */
 	size_t fd_cache;           /* max cached O_PATH fds (unpinned) */
 };
 

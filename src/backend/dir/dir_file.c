@@ -36,7 +36,7 @@ static int file_new(struct dir_fs *d, uint64_t ino, int fd, int flags, struct ed
 static void fill_open(struct dir_fs *d, struct eddy_open *how)
 {
 	memset(how, 0, sizeof(*how));
-	how->keep_cache = d->opt.keep_cache;
+	how->keep_cache = d->opt.keep_cache && !atomic_load(&d->degraded);
 }
 
 /* Flags the backing open gets: the caller's, minus creation, tty,
@@ -71,8 +71,10 @@ int dir_open(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, int fla
 	dir_node_fd_put(d, ino);
 	if (fd < 0)
 		return -errno;
-	if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY)
+	if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
 		dir_kill_priv(c, fd);
+		dir_watch_own_change(d, ino, fd);
+	}
 	fill_open(d, how);
 	return file_new(d, ino, fd, flags, fp);
 }
@@ -94,6 +96,7 @@ int dir_create(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, co
 	if (pfd < 0)
 		return pfd;
 	mode = dir_create_mode(pfd, mode, c);
+	dir_watch_expect(d, parent, name, true, 1);
 	err = dir_creds_enter(d, c, &cr);
 	if (!err) {
 		fd = openat(pfd, name, backing_flags(flags) | O_CREAT | O_NOFOLLOW |
@@ -102,6 +105,8 @@ int dir_create(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, co
 			err = -errno;
 		dir_creds_leave(&cr);
 	}
+	if (err)
+		dir_watch_expect(d, parent, name, true, -1);
 	if (!err && fstat(fd, &st) < 0)
 		err = -errno;
 	if (!err)
@@ -114,6 +119,7 @@ int dir_create(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, co
 	}
 	dir_fill_entry(d, ino, &st, out);
 	fill_open(d, how);
+	dir_watch_own_change(d, ino, fd);
 	err = file_new(d, ino, fd, flags, fp);
 	if (err)
 		dir_node_forget(d, ino, 1);
@@ -139,10 +145,12 @@ ssize_t dir_write(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file
 {
 	ssize_t n;
 
-	(void)fs;
 	dir_kill_priv(c, file_fd(f));
 	n = pwrite(file_fd(f), buf, size, off);
-	return n < 0 ? -errno : n;
+	if (n < 0)
+		return -errno;
+	dir_watch_own_change(dir_fs(fs), f->ino, file_fd(f));
+	return n;
 }
 
 int dir_fsync(struct eddy_fs *fs, struct eddy_file *f, bool datasync)
@@ -165,8 +173,10 @@ void dir_release(struct eddy_fs *fs, struct eddy_file *f)
 
 int dir_fallocate(struct eddy_fs *fs, struct eddy_file *f, int mode, off_t off, off_t len)
 {
-	(void)fs;
-	return fallocate(file_fd(f), mode, off, len) < 0 ? -errno : 0;
+	if (fallocate(file_fd(f), mode, off, len) < 0)
+		return -errno;
+	dir_watch_own_change(dir_fs(fs), f->ino, file_fd(f));
+	return 0;
 }
 
 ssize_t dir_copy_file_range(struct eddy_fs *fs, struct eddy_file *in, off_t off_in,
@@ -174,9 +184,11 @@ ssize_t dir_copy_file_range(struct eddy_fs *fs, struct eddy_file *in, off_t off_
 {
 	ssize_t n;
 
-	(void)fs;
 	n = copy_file_range(file_fd(in), &off_in, file_fd(out), &off_out, len, (unsigned)flags);
-	return n < 0 ? -errno : n;
+	if (n < 0)
+		return -errno;
+	dir_watch_own_change(dir_fs(fs), out->ino, file_fd(out));
+	return n;
 }
 
 off_t dir_lseek(struct eddy_fs *fs, struct eddy_file *f, off_t off, int whence)

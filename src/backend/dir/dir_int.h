@@ -42,6 +42,7 @@ struct dir_node {
 	uint32_t nopen;            /* open file/directory handles */
 	int fd;                    /* O_PATH fd, or -1 */
 	int32_t slot;              /* index in the clock cache, -1 if none */
+	int32_t wd;                /* inotify watch of a directory, -1 if none */
 	mode_t type;               /* S_IFMT bits */
 	uint8_t referenced;        /* clock bit */
 	uint8_t pinned;            /* fd never evicted (root, nameless) */
@@ -75,6 +76,8 @@ struct dir_fs {
 	pthread_mutex_t files_lock;
 	struct dir_file *files;    /* every open handle (list), for destroy */
 	atomic_long nopen;         /* open file and directory handles */
+	struct dir_watch *_Atomic watch; /* change detection, NULL if off */
+	atomic_bool degraded;      /* change news lost: short timeouts */
 	atomic_long nresolve;      /* fd re-resolutions (cache misses) */
 	atomic_long nstale;        /* re-resolutions that found another object */
 };
@@ -112,6 +115,11 @@ void dir_node_release_named(struct dir_fs *d, uint64_t ino, uint64_t parent, con
 			    bool removed);
 void dir_node_rename_held(struct dir_fs *d, uint64_t ino, uint64_t newparent,
 			  const char *newname);
+int dir_node_ref_new(struct dir_fs *d, uint64_t parent, const char *name,
+		     const struct stat *st, uint64_t *ino, bool *created);
+uint64_t dir_node_find(struct dir_fs *d, const struct stat *st);
+void dir_node_set_wd(struct dir_fs *d, uint64_t ino, int wd);
+void dir_node_watch_known(struct dir_fs *d);
 void dir_node_opened(struct dir_fs *d, uint64_t ino, int delta);
 bool dir_node_name_of(struct dir_fs *d, uint64_t ino, uint64_t *parent, char *name);
 void dir_node_stats(struct dir_fs *d, size_t *nodes, size_t *cached, size_t *pinned);
@@ -130,6 +138,19 @@ void dir_files_remove(struct dir_fs *d, struct dir_file *f);
 
 /* dir_killpriv.c: clear setuid/setgid after an unprivileged write. */
 void dir_kill_priv(const struct eddy_ctx *c, int fd);
+
+/* dir_watch.c: change detection (see its header comment). */
+struct dir_watch;
+int dir_watch_start(struct eddy_fs *fs, const struct eddy_events *ev);
+void dir_watch_stop(struct eddy_fs *fs);
+void dir_watch_add(struct dir_fs *d, uint64_t ino, int fd, const struct stat *seen);
+void dir_watch_remove(struct dir_fs *d, int wd);
+void dir_watch_expect(struct dir_fs *d, uint64_t parent, const char *name, bool add, int delta);
+void dir_watch_own_change(struct dir_fs *d, uint64_t ino, int fd);
+void dir_watch_report(struct dir_fs *d, eddy_stat_fn fn, void *arg);
+/* A new directory node: watch it (no-op without change detection). */
+void dir_watch_new_dir(struct dir_fs *d, uint64_t ino, const struct stat *seen);
+double dir_timeout(struct dir_fs *d, double t);
 
 /* dir_creds.c: act as the caller while creating objects (root only). */
 struct dir_creds {

@@ -191,6 +191,8 @@ static void node_free_chain(struct dir_fs *d, struct dir_node *n)
 		unlink_ino(d, n);
 		unlink_bid(d, n);
 		slot_clear(d, n);
+		if (n->wd >= 0)
+			dir_watch_remove(d, n->wd);
 		if (n->fd >= 0)
 			close(n->fd);
 		if (n->pinned)
@@ -294,6 +296,7 @@ int dir_nodes_init(struct dir_fs *d)
 	root->bino = st.st_ino;
 	root->fd = d->root_fd;
 	root->slot = -1;
+	root->wd = -1;
 	root->pinned = 1;
 	root->type = S_IFDIR;
 	root->nlookup = 1;
@@ -438,9 +441,21 @@ void dir_node_fd_put(struct dir_fs *d, uint64_t ino)
 int dir_node_ref(struct dir_fs *d, uint64_t parent, const char *name, const struct stat *st,
 		 uint64_t *ino)
 {
+	bool created;
+	int r = dir_node_ref_new(d, parent, name, st, ino, &created);
+
+	if (r == 0 && created && S_ISDIR(st->st_mode))
+		dir_watch_new_dir(d, *ino, st);
+	return r;
+}
+
+int dir_node_ref_new(struct dir_fs *d, uint64_t parent, const char *name,
+		     const struct stat *st, uint64_t *ino, bool *created)
+{
 	struct dir_node *n, *p;
 	mode_t type = st->st_mode & S_IFMT;
 
+	*created = false;
 	pthread_mutex_lock(&d->lock);
 	n = find_bid(d, st->st_dev, st->st_ino);
 	if (n && n->type != type) {
@@ -467,8 +482,10 @@ int dir_node_ref(struct dir_fs *d, uint64_t parent, const char *name, const stru
 	n->parent = parent;
 	n->fd = -1;
 	n->slot = -1;
+	n->wd = -1;
 	n->type = type;
 	n->nlookup = 1;
+	*created = true;
 	p->nchildren++;
 	link_ino(d, n);
 	link_bid(d, n);
@@ -609,4 +626,49 @@ bool dir_node_name_of(struct dir_fs *d, uint64_t ino, uint64_t *parent, char *na
 	}
 	pthread_mutex_unlock(&d->lock);
 	return ok;
+}
+
+uint64_t dir_node_find(struct dir_fs *d, const struct stat *st)
+{
+	struct dir_node *n;
+	uint64_t ino = 0;
+
+	pthread_mutex_lock(&d->lock);
+	n = find_bid(d, st->st_dev, st->st_ino);
+	if (n && n->type == (st->st_mode & S_IFMT))
+		ino = n->ino;
+	pthread_mutex_unlock(&d->lock);
+	return ino;
+}
+
+void dir_node_set_wd(struct dir_fs *d, uint64_t ino, int wd)
+{
+	struct dir_node *n;
+
+	pthread_mutex_lock(&d->lock);
+	n = find_ino(d, ino);
+	if (n)
+		n->wd = wd;
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Watches every directory node that exists already (watch start). */
+void dir_node_watch_known(struct dir_fs *d)
+{
+	uint64_t *inos;
+	size_t i, n = 0;
+
+	pthread_mutex_lock(&d->lock);
+	inos = malloc(d->nnodes * sizeof(*inos) + 1);
+	for (i = 0; inos && i < d->by_ino.nbuckets; i++) {
+		struct dir_node *p;
+
+		for (p = d->by_ino.buckets[i]; p; p = p->next_ino)
+			if (p->type == S_IFDIR && p->ino != EDDY_ROOT_INO && p->wd < 0)
+				inos[n++] = p->ino;
+	}
+	pthread_mutex_unlock(&d->lock);
+	for (i = 0; i < n; i++)
+		dir_watch_new_dir(d, inos[i], NULL);
+	free(inos);
 }

@@ -51,8 +51,8 @@ void dir_fill_entry(struct dir_fs *d, uint64_t ino, const struct stat *st, struc
 	e->ino = ino;
 	e->attr = *st;
 	dir_fix_attr(d, &e->attr);
-	e->attr_timeout = d->opt.attr_timeout;
-	e->entry_timeout = d->opt.entry_timeout;
+	e->attr_timeout = dir_timeout(d, d->opt.attr_timeout);
+	e->entry_timeout = dir_timeout(d, d->opt.entry_timeout);
 }
 
 /* Looks NAME up in the directory open as PFD and references it. */
@@ -89,7 +89,7 @@ int dir_lookup(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, co
 	dir_node_fd_put(d, parent);
 	if (err == -ENOENT && d->opt.negative_timeout > 0) {
 		memset(out, 0, sizeof(*out));
-		out->entry_timeout = d->opt.negative_timeout;
+		out->entry_timeout = dir_timeout(d, d->opt.negative_timeout);
 		return 0;
 	}
 	return err;
@@ -107,7 +107,7 @@ int dir_getattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, stru
 	int fd, err = 0;
 
 	(void)c;
-	*attr_timeout = d->opt.attr_timeout;
+	*attr_timeout = dir_timeout(d, d->opt.attr_timeout);
 	if (f) {
 		if (fstat(((struct dir_file *)f)->fd, st) < 0)
 			return -errno;
@@ -199,9 +199,10 @@ int dir_setattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, stru
 			err = -errno;
 		else
 			dir_fix_attr(d, st);
+		dir_watch_own_change(d, ino, fd);
 	}
 	dir_node_fd_put(d, ino);
-	*attr_timeout = d->opt.attr_timeout;
+	*attr_timeout = dir_timeout(d, d->opt.attr_timeout);
 	return err;
 }
 
@@ -239,6 +240,7 @@ static int make_at(struct dir_fs *d, const struct eddy_ctx *c, uint64_t parent,
 		return pfd;
 	if (kind != MAKE_LINK)
 		mode = (mode & S_IFMT) | dir_create_mode(pfd, mode & 07777, c);
+	dir_watch_expect(d, parent, name, true, 1);
 	err = dir_creds_enter(d, c, &cr);
 	if (!err) {
 		if (kind == MAKE_DIR)
@@ -250,7 +252,9 @@ static int make_at(struct dir_fs *d, const struct eddy_ctx *c, uint64_t parent,
 		err = r < 0 ? -errno : 0;
 		dir_creds_leave(&cr);
 	}
-	if (!err)
+	if (err)
+		dir_watch_expect(d, parent, name, true, -1);
+	else
 		err = lookup_at(d, parent, pfd, name, out);
 	dir_node_fd_put(d, parent);
 	return err;
@@ -294,11 +298,16 @@ int dir_link(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, uint64_
 		return pfd;
 	}
 	dir_proc_path(proc, sizeof(proc), fd);
+	dir_watch_expect(d, newparent, newname, true, 1);
 	if (linkat(fd, "", pfd, newname, AT_EMPTY_PATH) < 0 &&
 	    linkat(AT_FDCWD, proc, pfd, newname, AT_SYMLINK_FOLLOW) < 0)
 		err = -errno;
-	if (!err)
+	if (err) {
+		dir_watch_expect(d, newparent, newname, true, -1);
+	} else {
+		dir_watch_own_change(d, ino, fd);
 		err = lookup_at(d, newparent, pfd, newname, out);
+	}
 	dir_node_fd_put(d, newparent);
 	dir_node_fd_put(d, ino);
 	return err;
@@ -316,7 +325,10 @@ static int remove_at(struct dir_fs *d, uint64_t parent, const char *name, int fl
 	if (pfd < 0)
 		return pfd;
 	held = dir_node_hold_named(d, parent, name, pfd);
+	dir_watch_expect(d, parent, name, false, 1);
 	err = unlinkat(pfd, name, flags) < 0 ? -errno : 0;
+	if (err)
+		dir_watch_expect(d, parent, name, false, -1);
 	dir_node_release_named(d, held, parent, name, err == 0);
 	dir_node_fd_put(d, parent);
 	return err;
@@ -361,7 +373,21 @@ int dir_rename(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, co
 		dir_node_release_named(d, dst, 0, "", false);
 		dst = 0;
 	}
+	dir_watch_expect(d, parent, name, false, 1);
+	dir_watch_expect(d, newparent, newname, true, 1);
+	if (flags & RENAME_EXCHANGE) {
+		dir_watch_expect(d, parent, name, true, 1);
+		dir_watch_expect(d, newparent, newname, false, 1);
+	}
 	err = renameat2(pfd, name, npfd, newname, flags) < 0 ? -errno : 0;
+	if (err) {
+		dir_watch_expect(d, parent, name, false, -1);
+		dir_watch_expect(d, newparent, newname, true, -1);
+		if (flags & RENAME_EXCHANGE) {
+			dir_watch_expect(d, parent, name, true, -1);
+			dir_watch_expect(d, newparent, newname, false, -1);
+		}
+	}
 	if (!err && (flags & RENAME_EXCHANGE)) {
 		dir_node_rename_held(d, dst, parent, name);
 		dir_node_rename_held(d, src, newparent, newname);

@@ -56,6 +56,7 @@ int dir_opendir(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, stru
 	dir_files_add(d, f);
 	memset(how, 0, sizeof(*how));
 	how->keep_cache = d->opt.keep_cache;
+	how->cache_readdir = d->opt.cache_readdir && !atomic_load(&d->degraded);
 	*fp = &f->base;
 	return 0;
 }

@@ -93,6 +93,8 @@ static ssize_t node_xattr(struct dir_fs *d, uint64_t ino, struct xargs *a)
 		dir_proc_path(proc, sizeof(proc), fd);
 		r = do_xattr(proc, false, a);
 	}
+	if (r >= 0 && (a->op == XSET || a->op == XREMOVE))
+		dir_watch_own_change(d, ino, fd);
 	dir_node_fd_put(d, ino);
 	return r;
 }
