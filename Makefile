@@ -19,7 +19,7 @@ CORE_SRC := src/fs.c src/util/log.c src/util/runtime.c \
 	src/backend/dir/dir.c src/backend/dir/dir_node.c src/backend/dir/dir_ns.c \
 	src/backend/dir/dir_file.c src/backend/dir/dir_readdir.c \
 	src/backend/dir/dir_xattr.c src/backend/dir/dir_creds.c \
-	src/backend/dir/dir_killpriv.c src/backend/dir/dir_watch.c
+	src/backend/dir/dir_killpriv.c src/backend/dir/dir_watch.c src/backend/dir/dir_lock.c
 FUSE_SRC := src/fuse/session.c src/fuse/node_table.c src/fuse/ops_node.c \
 	src/fuse/ops_file.c src/fuse/control.c src/fuse/notify.c
 CLI_SRC  := src/cli/main.c src/cli/cmd_mount.c src/cli/cmd_umount.c \

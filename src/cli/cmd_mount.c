@@ -53,6 +53,10 @@ static const char mount_usage[] =
 	"                   default: auto = inotify, or poll:1000 when the\n"
 	"                   backing dir is on a network or FUSE filesystem]\n"
 	"                   inotify | poll:<ms> (no events: behaves as ttl:<ms>)\n"
+	"  --locks=L        shared: fcntl/flock locks conflict across mounts and\n"
+	"                   with plain processes on the backing files (default)\n"
+	"                   local: the kernel keeps them per mount (saves one\n"
+	"                   round trip per close) [EDDYFS_LOCKS]\n"
 	"  --writeback-cache  let the kernel buffer writes (faster small writes;\n"
 	"                   only for backing dirs nobody else writes)\n"
 	"                   [EDDYFS_WRITEBACK_CACHE=1]\n"
@@ -74,6 +78,7 @@ struct mount_args {
 	const char *coherence;
 	const char *watch;
 	bool writeback;
+	bool local_locks;
 	char backing[PATH_MAX];
 	char mountpoint[PATH_MAX];
 };
@@ -90,11 +95,12 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		{ "coherence", required_argument, NULL, 'C' },
 		{ "watch", required_argument, NULL, 'W' },
 		{ "writeback-cache", no_argument, NULL, 'B' },
+		{ "locks", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *threads = NULL, *f_log = NULL, *f_dir = NULL, *o = NULL, *id = NULL;
-	const char *coh = NULL, *watch = NULL;
+	const char *coh = NULL, *watch = NULL, *locks = NULL;
 	bool f_bg = false, f_debug = false, f_wb = false;
 	int c;
 
@@ -111,6 +117,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		case 'C': coh = optarg; break;
 		case 'W': watch = optarg; break;
 		case 'B': f_wb = true; break;
+		case 'K': locks = optarg; break;
 		case 'o':
 			if (o) {
 				cli_error("-o given twice: put all FUSE options in one list");
@@ -167,6 +174,13 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 	a->coherence = coh ? coh : getenv("EDDYFS_COHERENCE");
 	a->watch = watch ? watch : getenv("EDDYFS_WATCH");
 	a->writeback = f_wb;
+	if (!locks)
+		locks = getenv("EDDYFS_LOCKS");
+	if (locks && *locks && strcmp(locks, "shared") && strcmp(locks, "local")) {
+		cli_error("--locks=%s: use shared or local", locks);
+		return EXIT_USAGE;
+	}
+	a->local_locks = locks && strcmp(locks, "local") == 0;
 	if (!f_wb && cli_env_bool("EDDYFS_WRITEBACK_CACHE", &a->writeback) < 0)
 		return EXIT_USAGE;
 	if (!threads)
@@ -405,6 +419,7 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 	fo.ready_fd = ready_fd;
 	fo.log = &log;
 	fo.writeback_cache = a->writeback;
+	fo.shared_locks = !a->local_locks;
 	r = eddy_frontend_run(fs, &fo);
 	fs->ops->destroy(fs);
 	return r;

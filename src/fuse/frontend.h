@@ -19,6 +19,7 @@ struct eddy_frontend_opts {
 	int ready_fd;              /* >= 0: write "ok\n" once mounted, then close */
 	bool notify;               /* run the notifier (coherence=events) */
 	bool writeback_cache;      /* ask the kernel for its writeback cache */
+	bool shared_locks;         /* locks through the implementation, if it can */
 	struct eddy_log *log;
 };
 

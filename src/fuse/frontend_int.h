@@ -29,6 +29,7 @@ struct eddy_frontend {
 	struct fe_notifier *notifier;  /* NULL: no change news */
 	struct eddy_events events;     /* what the implementation calls up */
 	atomic_bool watching;
+	bool locks;                    /* lock requests go to the implementation */
 };
 
 static inline struct eddy_frontend *fe_of(fuse_req_t req)
@@ -91,6 +92,10 @@ void fe_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len
 void fe_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
 			struct fuse_file_info *fi_out, size_t len, int flags);
+void fe_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock);
+void fe_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock,
+	      int sleep);
+void fe_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op);
 void fe_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
 
 /* notify.c: the notifier (the only caller of fuse_lowlevel_notify_*). */

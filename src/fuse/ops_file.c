@@ -5,8 +5,8 @@
 **
 ** fi->fh holds the eddy_file pointer the implementation returned. An open
 ** or create whose reply the kernel drops is released here, since no
-** RELEASE will follow. Locks (flock, fcntl) are not implemented: the kernel
-** then keeps them itself, per mount, with exact POSIX semantics.
+** RELEASE will follow. Locks (flock, fcntl) go to the implementation when it
+** shares them (--locks=shared); otherwise the kernel keeps them, per mount.
 */
 #include <errno.h>
 #include <stdlib.h>
@@ -122,12 +122,18 @@ void fe_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct eddy_frontend *fe = fe_of(req);
 
+	int err = 0;
+
 	(void)ino;
-	if (!fe->fs->ops->flush) {
+	if (!fe->locks && !fe->fs->ops->flush) {
 		fuse_reply_err(req, ENOSYS);    /* the kernel stops sending FLUSH */
 		return;
 	}
-	reply_status(req, fe->fs->ops->flush(fe->fs, fe_file(fi)));
+	if (fe->locks)                      /* POSIX: close drops the owner's locks */
+		err = fe->fs->ops->flush_owner(fe->fs, fe_file(fi), fi->lock_owner);
+	if (!err && fe->fs->ops->flush)
+		err = fe->fs->ops->flush(fe->fs, fe_file(fi));
+	reply_status(req, err);
 }
 
 void fe_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -171,6 +177,43 @@ void fe_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_write(req, (size_t)n);
+}
+
+void fe_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock)
+{
+	struct eddy_frontend *fe = fe_of(req);
+	struct eddy_ctx c;
+	int err;
+
+	(void)ino;
+	fe_ctx(req, &c, false);
+	err = fe->fs->ops->getlk(fe->fs, &c, fe_file(fi), fi->lock_owner, lock);
+	if (err)
+		fuse_reply_err(req, -err);
+	else
+		fuse_reply_lock(req, lock);
+}
+
+void fe_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock,
+	      int sleep)
+{
+	struct eddy_frontend *fe = fe_of(req);
+	struct eddy_ctx c;
+
+	(void)ino;
+	fe_ctx(req, &c, false);
+	reply_status(req, fe->fs->ops->setlk(fe->fs, &c, fe_file(fi), fi->lock_owner, lock,
+					     sleep != 0));
+}
+
+void fe_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
+{
+	struct eddy_frontend *fe = fe_of(req);
+	struct eddy_ctx c;
+
+	(void)ino;
+	fe_ctx(req, &c, false);
+	reply_status(req, fe->fs->ops->flock(fe->fs, &c, fe_file(fi), fi->lock_owner, op));
 }
 
 void fe_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)

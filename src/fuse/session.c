@@ -58,15 +58,19 @@ static void fe_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want |= conn->capable & want;
 	/* HANDLE_KILLPRIV stays on: implementations clear setuid/setgid on
 	 * write and truncate with the current kernel rules (the kernel's own
-	 * FUSE fallback uses an older rule). Locks stay in the kernel; no
-	 * writeback cache. */
+	 * FUSE fallback uses an older rule). */
 	conn->want |= conn->capable & FUSE_CAP_HANDLE_KILLPRIV;
 	/* Always readdirplus: the AUTO heuristic falls back to plain READDIR
 	 * when a program lists a whole directory before it stats the entries
 	 * (find, ls -l of a large directory), costing one LOOKUP per entry. */
 	conn->want &= ~(FUSE_CAP_READDIRPLUS_AUTO |
 			FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_SPLICE_READ |
-			FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_EXPORT_SUPPORT);
+			FUSE_CAP_EXPORT_SUPPORT);
+	/* Locks: the implementation's (shared across mounts) or the kernel's. */
+	if (fe->locks)
+		conn->want |= conn->capable & (FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+	else
+		conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 	conn->want &= conn->capable;
 	if (fe->opt->writeback_cache)
 		conn->want |= conn->capable & FUSE_CAP_WRITEBACK_CACHE;
@@ -134,6 +138,9 @@ static const struct fuse_lowlevel_ops fe_ops = {
 	.fallocate = fe_fallocate,
 	.copy_file_range = fe_copy_file_range,
 	.lseek = fe_lseek,
+	.getlk = fe_getlk,
+	.setlk = fe_setlk,
+	.flock = fe_flock,
 };
 
 /****************************** signals ******************************/
@@ -272,6 +279,8 @@ int eddy_frontend_run(struct eddy_fs *fs, const struct eddy_frontend_opts *o)
 	int r;
 
 	fe.privileged = geteuid() == 0;
+	fe.locks = o->shared_locks && fs->ops->setlk && fs->ops->getlk && fs->ops->flock &&
+		   fs->ops->flush_owner;
 	fe.kernel_permissions = o->fuse_opts && (has_opt(o->fuse_opts, "allow_other") ||
 						 has_opt(o->fuse_opts, "default_permissions"));
 	if (node_table_init(&fe.nodes) < 0) {

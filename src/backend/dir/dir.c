@@ -14,11 +14,13 @@
 **      st_ino shows the backing inode number.
 **   4. The backing directory is the only state: a crash loses nothing that
 **      was written to it.
+**   5. Change news (opt.watch): changes made elsewhere in the backing tree
+**      are reported through eddy_events (dir_watch.c).
+**   6. Locks (dir_lock.c): fcntl and flock locks conflict with those taken
+**      through other mounts of the same backing tree and by plain processes.
 ** Does not provide:
-**   1. Byte-range and flock locks: the FUSE frontend leaves them to the
-**      kernel, which keeps them per mount (shared locks are issue #3's).
-**   2. Notice of changes made outside the mount: the kernel caches names and
-**      attributes for opt.entry_timeout/attr_timeout seconds.
+**   1. Change news for backing trees on network filesystems (no events):
+**      the CLI then chooses short timeouts instead.
 ** Only the frontend (and tests) call these functions, through dir_fs_ops.
 */
 #include <errno.h>
@@ -95,7 +97,9 @@ int dir_fs_open(const char *backing, const struct dir_options *o, struct eddy_fs
 	d->root_dev = st.st_dev;
 	d->privileged = geteuid() == 0;
 	pthread_mutex_init(&d->files_lock, NULL);
-	r = dir_nodes_init(d);
+	r = dir_locks_init(d);
+	if (!r)
+		r = dir_nodes_init(d);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot set up the node table: %s", strerror(-r));
 		close(fd);
@@ -149,6 +153,7 @@ static void dir_destroy(struct eddy_fs *fs)
 			dir_release(fs, &f->base);
 	}
 	pthread_mutex_destroy(&d->files_lock);
+	dir_locks_free(d);
 
 	dir_nodes_free(d);
 	close(d->root_fd);
@@ -213,4 +218,9 @@ const struct eddy_fs_ops dir_fs_ops = {
 	/* change news */
 	.watch_start = dir_watch_start,
 	.watch_stop = dir_watch_stop,
+	/* locks shared with other mounts and plain processes */
+	.getlk = dir_getlk,
+	.setlk = dir_setlk,
+	.flock = dir_flock,
+	.flush_owner = dir_flush_owner,
 };

@@ -77,6 +77,8 @@ struct dir_fs {
 	struct dir_file *files;    /* every open handle (list), for destroy */
 	atomic_long nopen;         /* open file and directory handles */
 	struct dir_watch *_Atomic watch; /* change detection, NULL if off */
+	pthread_mutex_t locks_lock;
+	struct lock_owner **locks; /* (ino, owner) -> fd holding OFD locks */
 	atomic_bool degraded;      /* change news lost: short timeouts */
 	atomic_long nresolve;      /* fd re-resolutions (cache misses) */
 	atomic_long nstale;        /* re-resolutions that found another object */
@@ -151,6 +153,17 @@ void dir_watch_report(struct dir_fs *d, eddy_stat_fn fn, void *arg);
 /* A new directory node: watch it (no-op without change detection). */
 void dir_watch_new_dir(struct dir_fs *d, uint64_t ino, const struct stat *seen);
 double dir_timeout(struct dir_fs *d, double t);
+
+/* dir_lock.c: locks shared through the backing files. */
+struct lock_owner;
+int dir_locks_init(struct dir_fs *d);
+void dir_locks_free(struct dir_fs *d);
+int dir_getlk(struct eddy_fs *, const struct eddy_ctx *, struct eddy_file *, uint64_t,
+	      struct flock *);
+int dir_setlk(struct eddy_fs *, const struct eddy_ctx *, struct eddy_file *, uint64_t,
+	      const struct flock *, bool);
+int dir_flock(struct eddy_fs *, const struct eddy_ctx *, struct eddy_file *, uint64_t, int);
+int dir_flush_owner(struct eddy_fs *, struct eddy_file *, uint64_t);
 
 /* dir_creds.c: act as the caller while creating objects (root only). */
 struct dir_creds {
