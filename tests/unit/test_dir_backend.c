@@ -541,3 +541,112 @@ TEST(unlink_of_closed_single_link_file_pins_nothing)
 	CHECK_EQ(report(fx.fs, "backend_nodes"), 1);
 	fixture_close(&fx);
 }
+
+/* Change news through the interface: what the watcher reports for changes
+** made directly in the backing directory, and what it suppresses as the
+** mount's own. */
+struct news {
+	pthread_mutex_t lock;
+	char log[4096];
+};
+
+static void news_add(struct news *n, const char *fmt, unsigned long long a, const char *name)
+{
+	size_t len;
+
+	pthread_mutex_lock(&n->lock);
+	len = strlen(n->log);
+	snprintf(n->log + len, sizeof(n->log) - len, fmt, a, name ? name : "");
+	pthread_mutex_unlock(&n->lock);
+}
+
+static void ev_changed(void *up, uint64_t parent, const char *name)
+{
+	news_add(up, "changed %llu %s;", parent, name);
+}
+
+static void ev_deleted(void *up, uint64_t parent, const char *name, uint64_t child)
+{
+	(void)child;
+	news_add(up, "deleted %llu %s;", parent, name);
+}
+
+static void ev_inode(void *up, uint64_t ino, bool attr_only)
+{
+	news_add(up, attr_only ? "attr %llu%s;" : "data %llu%s;", ino, NULL);
+}
+
+static void ev_all(void *up)
+{
+	news_add(up, "all %llu%s;", 0, NULL);
+}
+
+static bool news_has(struct news *n, const char *what)
+{
+	int i;
+
+	for (i = 0; i < 200; i++) {     /* bounded wait for the event thread */
+		bool found;
+
+		pthread_mutex_lock(&n->lock);
+		found = strstr(n->log, what) != NULL;
+		pthread_mutex_unlock(&n->lock);
+		if (found)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+TEST(watch_reports_outside_changes_and_suppresses_own)
+{
+	struct fixture fx;
+	struct dir_options o;
+	struct news n = { PTHREAD_MUTEX_INITIALIZER, "" };
+	struct eddy_events ev = { ev_changed, ev_deleted, ev_inode, ev_all, &n };
+	struct eddy_entry sub;
+	char path[400], err[128], want[64];
+	uint64_t f;
+	int fd;
+
+	snprintf(fx.root, sizeof(fx.root), "/tmp/eddy-unit-XXXXXX");
+	CHECK(mkdtemp(fx.root));
+	snprintf(fx.backing, sizeof(fx.backing), "%s/b", fx.root);
+	mkdir(fx.backing, 0755);
+	dir_options_default(&o);
+	o.watch = DIR_WATCH_INOTIFY;
+	eddy_ctx_self(&fx.ctx);
+	CHECK_EQ(dir_fs_open(fx.backing, &o, &fx.fs, err, sizeof(err)), 0);
+	CHECK_EQ(fx.fs->ops->watch_start(fx.fs, &ev), 0);
+	const struct eddy_fs_ops *op = fx.fs->ops;
+	/* own changes: no news */
+	f = make_file(&fx, EDDY_ROOT_INO, "own", "1");
+	CHECK_EQ(op->mkdir(fx.fs, &fx.ctx, EDDY_ROOT_INO, "sub", 0755, &sub), 0);
+	/* outside changes: news */
+	snprintf(path, sizeof(path), "%s/outside", fx.backing);
+	fd = open(path, O_CREAT | O_WRONLY, 0644);
+	CHECK(fd >= 0);
+	close(fd);
+	CHECK(news_has(&n, "changed 1 outside;"));
+	snprintf(path, sizeof(path), "%s/sub/inner", fx.backing);
+	fd = open(path, O_CREAT | O_WRONLY, 0644);
+	CHECK(fd >= 0);
+	close(fd);
+	snprintf(want, sizeof(want), "changed %llu inner;", (unsigned long long)sub.ino);
+	CHECK(news_has(&n, want));                   /* the new directory is watched */
+	snprintf(path, sizeof(path), "%s/own", fx.backing);
+	fd = open(path, O_WRONLY | O_APPEND);
+	CHECK(fd >= 0 && write(fd, "x", 1) == 1);
+	close(fd);
+	snprintf(want, sizeof(want), "data %llu;", (unsigned long long)f);
+	CHECK(news_has(&n, want));                   /* content changed elsewhere */
+	CHECK(unlink(path) == 0);
+	CHECK(news_has(&n, "deleted 1 own;"));
+	pthread_mutex_lock(&n.lock);
+	CHECK(strstr(n.log, "changed 1 own;") == NULL);   /* own create suppressed */
+	CHECK(strstr(n.log, "changed 1 sub;") == NULL);   /* own mkdir suppressed */
+	pthread_mutex_unlock(&n.lock);
+	CHECK(report(fx.fs, "change_own_suppressed") >= 2);
+	op->watch_stop(fx.fs);
+	fixture_close(&fx);
+}
