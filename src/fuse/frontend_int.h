@@ -30,6 +30,7 @@ struct eddy_frontend {
 	struct eddy_events events;     /* what the implementation calls up */
 	atomic_bool watching;
 	bool locks;                    /* lock requests go to the implementation */
+	atomic_bool writeback;         /* the kernel's writeback cache is on */
 };
 
 static inline struct eddy_frontend *fe_of(fuse_req_t req)

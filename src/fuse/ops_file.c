@@ -9,6 +9,7 @@
 ** shares them (--locks=shared); otherwise the kernel keeps them, per mount.
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,19 @@ static void set_open_flags(struct fuse_file_info *fi, const struct eddy_open *ho
 	fi->nonseekable = how->nonseekable;
 }
 
+/* With the writeback cache the kernel reads pages through any open file
+** (to fill partial pages before writing them back) and appends at its own
+** idea of the size: implementations must open write-only files for reading
+** too, and must not append themselves. */
+static int open_flags(struct eddy_frontend *fe, int flags)
+{
+	if (!atomic_load(&fe->writeback))
+		return flags;
+	if ((flags & O_ACCMODE) == O_WRONLY)
+		flags = (flags & ~O_ACCMODE) | O_RDWR;
+	return flags & ~O_APPEND;
+}
+
 void fe_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct eddy_frontend *fe = fe_of(req);
@@ -38,7 +52,7 @@ void fe_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int err;
 
 	fe_ctx(req, &c, false);
-	err = fe->fs->ops->open(fe->fs, &c, ino, fi->flags, &f, &how);
+	err = fe->fs->ops->open(fe->fs, &c, ino, open_flags(fe, fi->flags), &f, &how);
 	if (err) {
 		reply_status(req, err);
 		return;
@@ -61,7 +75,8 @@ void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	int err;
 
 	fe_ctx(req, &c, true);
-	err = fe->fs->ops->create(fe->fs, &c, parent, name, mode, fi->flags, &e, &f, &how);
+	err = fe->fs->ops->create(fe->fs, &c, parent, name, mode, open_flags(fe, fi->flags), &e,
+				  &f, &how);
 	if (err) {
 		reply_status(req, err);
 		return;

@@ -72,9 +72,12 @@ static void fe_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= conn->capable & (FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 	else
 		conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
-	conn->want &= conn->capable;
 	if (fe->opt->writeback_cache)
-		conn->want |= conn->capable & FUSE_CAP_WRITEBACK_CACHE;
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	else
+		conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	conn->want &= conn->capable;
+	atomic_store(&fe->writeback, (conn->want & FUSE_CAP_WRITEBACK_CACHE) != 0);
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
 	conn->time_gran = 1;
