@@ -167,6 +167,7 @@ void dir_release(struct eddy_fs *fs, struct eddy_file *f)
 	struct dir_fs *d = dir_fs(fs);
 
 	dir_files_remove(d, (struct dir_file *)f);
+	dir_locks_release_file(d, (struct dir_file *)f);
 	close(file_fd(f));
 	free(f);
 }

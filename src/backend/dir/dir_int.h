@@ -49,6 +49,7 @@ struct dir_node {
 	uint8_t dead;              /* removed from the identity hash */
 	struct dir_node *next_ino; /* hash chain by ino */
 	struct dir_node *next_bid; /* hash chain by backing identity */
+	struct dir_node *next_name; /* hash chain by (parent, name) */
 };
 
 struct dir_hash {
@@ -66,6 +67,7 @@ struct dir_fs {
 	pthread_mutex_t lock;      /* guards everything below */
 	struct dir_hash by_ino;
 	struct dir_hash by_bid;
+	struct dir_hash by_name;   /* nodes with a name, by (parent, name) */
 	size_t nnodes;
 	uint64_t next_ino;
 	struct dir_node **clock;   /* cache_cap slots */
@@ -120,7 +122,9 @@ void dir_node_rename_held(struct dir_fs *d, uint64_t ino, uint64_t newparent,
 int dir_node_ref_new(struct dir_fs *d, uint64_t parent, const char *name,
 		     const struct stat *st, uint64_t *ino, bool *created);
 uint64_t dir_node_find(struct dir_fs *d, const struct stat *st);
+uint64_t dir_node_find_named(struct dir_fs *d, uint64_t parent, const char *name);
 void dir_node_set_wd(struct dir_fs *d, uint64_t ino, int wd);
+bool dir_node_has_wd(struct dir_fs *d, uint64_t ino);
 void dir_node_watch_known(struct dir_fs *d);
 void dir_node_opened(struct dir_fs *d, uint64_t ino, int delta);
 bool dir_node_name_of(struct dir_fs *d, uint64_t ino, uint64_t *parent, char *name);
@@ -145,13 +149,16 @@ void dir_kill_priv(const struct eddy_ctx *c, int fd);
 struct dir_watch;
 int dir_watch_start(struct eddy_fs *fs, const struct eddy_events *ev);
 void dir_watch_stop(struct eddy_fs *fs);
-void dir_watch_add(struct dir_fs *d, uint64_t ino, int fd, const struct stat *seen);
+void dir_watch_add(struct dir_fs *d, uint64_t ino, int fd, const struct stat *seen,
+		   uint32_t mask);
 void dir_watch_remove(struct dir_fs *d, int wd);
 void dir_watch_expect(struct dir_fs *d, uint64_t parent, const char *name, bool add, int delta);
 void dir_watch_own_change(struct dir_fs *d, uint64_t ino, int fd);
 void dir_watch_report(struct dir_fs *d, eddy_stat_fn fn, void *arg);
 /* A new directory node: watch it (no-op without change detection). */
 void dir_watch_new_dir(struct dir_fs *d, uint64_t ino, const struct stat *seen);
+/* A regular file with several links: watch the inode itself. */
+void dir_watch_new_multilink(struct dir_fs *d, uint64_t ino);
 double dir_timeout(struct dir_fs *d, double t);
 
 /* dir_lock.c: locks shared through the backing files. */
@@ -164,6 +171,7 @@ int dir_setlk(struct eddy_fs *, const struct eddy_ctx *, struct eddy_file *, uin
 	      const struct flock *, bool);
 int dir_flock(struct eddy_fs *, const struct eddy_ctx *, struct eddy_file *, uint64_t, int);
 int dir_flush_owner(struct eddy_fs *, struct eddy_file *, uint64_t);
+void dir_locks_release_file(struct dir_fs *d, struct dir_file *f);
 
 /* dir_creds.c: act as the caller while creating objects (root only). */
 struct dir_creds {

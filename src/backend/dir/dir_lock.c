@@ -7,7 +7,8 @@
 ** and of plain processes on the backing file all conflict as POSIX says;
 ** one owner's locks merge and split as POSIX says. The pair's fd is closed
 ** when the owner closes any descriptor of the file (flush), which drops
-** its locks: the POSIX close rule. flock() locks go onto the backing fd of
+** its locks: the POSIX close rule; an OFD lock's pair goes when its open
+** file is released. flock() locks go onto the backing fd of
 ** the open file itself, so they follow the open file description.
 ** F_GETLK reports the holder's pid when it is a plain process (classic
 ** POSIX lock); for OFD holders (other mounts) Linux reports -1, and so do
@@ -29,6 +30,7 @@ struct lock_owner {
 	uint64_t ino, owner;
 	int fd;
 	pid_t pid;
+	struct dir_file *file;  /* the open file that used it last */
 	struct lock_owner *next;
 };
 
@@ -94,6 +96,7 @@ static int owner_fd(struct dir_fs *d, struct dir_file *f, uint64_t owner, pid_t 
 	if (o) {
 		if (pid > 0)
 			o->pid = pid;
+		o->file = f;
 		fd = o->fd;
 		pthread_mutex_unlock(&d->locks_lock);
 		return fd;
@@ -113,6 +116,7 @@ static int owner_fd(struct dir_fs *d, struct dir_file *f, uint64_t owner, pid_t 
 	o->owner = owner;
 	o->fd = fd;
 	o->pid = pid;
+	o->file = f;
 	pthread_mutex_lock(&d->locks_lock);
 	{
 		struct lock_owner *p;
@@ -208,6 +212,40 @@ int dir_flock(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file *ef
 			return -errno;
 	}
 	return 0;
+}
+
+/*
+** The open file F is released. OFD locks (owner = the open file) are never
+** unlocked by the kernel at the last close of a FUSE file, so every lock
+** owner that F used last goes now; POSIX owners were flushed already.
+*/
+void dir_locks_release_file(struct dir_fs *d, struct dir_file *f)
+{
+	struct lock_owner *gone = NULL;
+	size_t i;
+
+	pthread_mutex_lock(&d->locks_lock);
+	for (i = 0; d->locks && i < LOCK_BUCKETS; i++) {
+		struct lock_owner **pp = &d->locks[i], *o;
+
+		while ((o = *pp)) {
+			if (o->file == f) {
+				*pp = o->next;
+				o->next = gone;
+				gone = o;
+			} else {
+				pp = &o->next;
+			}
+		}
+	}
+	pthread_mutex_unlock(&d->locks_lock);
+	while (gone) {
+		struct lock_owner *o = gone;
+
+		gone = o->next;
+		close(o->fd);
+		free(o);
+	}
 }
 
 /* OWNER closed a descriptor of the file: its byte-range locks go. */

@@ -34,6 +34,15 @@ static size_t bid_hash(dev_t dev, ino_t ino)
 	return hash_u64((uint64_t)ino * 31 + (uint64_t)dev);
 }
 
+static size_t name_hash(uint64_t parent, const char *name)
+{
+	size_t h = hash_u64(parent);
+
+	for (; *name; name++)
+		h = h * 131 + (unsigned char)*name;
+	return h;
+}
+
 static int hash_init(struct dir_hash *h, size_t n)
 {
 	h->buckets = calloc(n, sizeof(*h->buckets));
@@ -75,6 +84,30 @@ static void link_bid(struct dir_fs *d, struct dir_node *n)
 	d->by_bid.buckets[b] = n;
 }
 
+static void link_name(struct dir_fs *d, struct dir_node *n)
+{
+	size_t b;
+
+	if (!n->name)
+		return;
+	b = name_hash(n->parent, n->name) & (d->by_name.nbuckets - 1);
+	n->next_name = d->by_name.buckets[b];
+	d->by_name.buckets[b] = n;
+}
+
+static void unlink_name(struct dir_fs *d, struct dir_node *n)
+{
+	struct dir_node **p;
+
+	if (!n->name)
+		return;
+	p = &d->by_name.buckets[name_hash(n->parent, n->name) & (d->by_name.nbuckets - 1)];
+	while (*p && *p != n)
+		p = &(*p)->next_name;
+	if (*p)
+		*p = n->next_name;
+}
+
 static void unlink_ino(struct dir_fs *d, struct dir_node *n)
 {
 	struct dir_node **p = &d->by_ino.buckets[hash_u64(n->ino) & (d->by_ino.nbuckets - 1)];
@@ -103,7 +136,7 @@ static void unlink_bid(struct dir_fs *d, struct dir_node *n)
 ** harmless (chains get longer). */
 static void maybe_grow(struct dir_fs *d)
 {
-	struct dir_hash oi = d->by_ino, ob = d->by_bid;
+	struct dir_hash oi = d->by_ino, ob = d->by_bid, on = d->by_name;
 	size_t i;
 
 	if (d->nnodes < d->by_ino.nbuckets)
@@ -118,6 +151,23 @@ static void maybe_grow(struct dir_fs *d)
 		d->by_bid = ob;
 		return;
 	}
+	if (hash_init(&d->by_name, on.nbuckets * 2) < 0) {
+		free(d->by_ino.buckets);
+		free(d->by_bid.buckets);
+		d->by_ino = oi;
+		d->by_bid = ob;
+		d->by_name = on;
+		return;
+	}
+	for (i = 0; i < on.nbuckets; i++) {
+		struct dir_node *n = on.buckets[i], *next;
+
+		for (; n; n = next) {
+			next = n->next_name;
+			link_name(d, n);
+		}
+	}
+	free(on.buckets);
 	for (i = 0; i < oi.nbuckets; i++) {
 		struct dir_node *n = oi.buckets[i], *next;
 
@@ -190,6 +240,7 @@ static void node_free_chain(struct dir_fs *d, struct dir_node *n)
 
 		unlink_ino(d, n);
 		unlink_bid(d, n);
+		unlink_name(d, n);
 		slot_clear(d, n);
 		if (n->wd >= 0)
 			dir_watch_remove(d, n->wd);
@@ -232,9 +283,11 @@ static void node_set_name(struct dir_fs *d, struct dir_node *n, uint64_t parent,
 		return;
 	p->nchildren++;
 	old = n->parent ? find_ino(d, n->parent) : NULL;
+	unlink_name(d, n);
 	free(n->name);
 	n->name = copy;
 	n->parent = parent;
+	link_name(d, n);
 	if (n->pinned) {
 		n->pinned = 0;
 		d->npinned--;
@@ -256,6 +309,7 @@ static void node_make_nameless(struct dir_fs *d, struct dir_node *n)
 	if (!n->name)
 		return;
 	old = find_ino(d, n->parent);
+	unlink_name(d, n);
 	free(n->name);
 	n->name = NULL;
 	n->parent = 0;
@@ -279,7 +333,8 @@ int dir_nodes_init(struct dir_fs *d)
 
 	if (pthread_mutex_init(&d->lock, NULL) != 0)
 		return -ENOMEM;
-	if (hash_init(&d->by_ino, 1024) < 0 || hash_init(&d->by_bid, 1024) < 0)
+	if (hash_init(&d->by_ino, 1024) < 0 || hash_init(&d->by_bid, 1024) < 0 ||
+	    hash_init(&d->by_name, 1024) < 0)
 		return -ENOMEM;
 	d->clock = calloc(d->opt.fd_cache ? d->opt.fd_cache : 1, sizeof(*d->clock));
 	root = calloc(1, sizeof(*root));
@@ -325,6 +380,7 @@ void dir_nodes_free(struct dir_fs *d)
 	}
 	free(d->by_ino.buckets);
 	free(d->by_bid.buckets);
+	free(d->by_name.buckets);
 	free(d->clock);
 	pthread_mutex_destroy(&d->lock);
 }
@@ -446,6 +502,8 @@ int dir_node_ref(struct dir_fs *d, uint64_t parent, const char *name, const stru
 
 	if (r == 0 && created && S_ISDIR(st->st_mode))
 		dir_watch_new_dir(d, *ino, st);
+	else if (r == 0 && S_ISREG(st->st_mode) && st->st_nlink > 1)
+		dir_watch_new_multilink(d, *ino);
 	return r;
 }
 
@@ -489,6 +547,7 @@ int dir_node_ref_new(struct dir_fs *d, uint64_t parent, const char *name,
 	p->nchildren++;
 	link_ino(d, n);
 	link_bid(d, n);
+	link_name(d, n);
 	d->nnodes++;
 	maybe_grow(d);
 	*ino = n->ino;
@@ -652,6 +711,18 @@ void dir_node_set_wd(struct dir_fs *d, uint64_t ino, int wd)
 	pthread_mutex_unlock(&d->lock);
 }
 
+bool dir_node_has_wd(struct dir_fs *d, uint64_t ino)
+{
+	struct dir_node *n;
+	bool has;
+
+	pthread_mutex_lock(&d->lock);
+	n = find_ino(d, ino);
+	has = !n || n->wd >= 0;
+	pthread_mutex_unlock(&d->lock);
+	return has;
+}
+
 /* Watches every directory node that exists already (watch start). */
 void dir_node_watch_known(struct dir_fs *d)
 {
@@ -671,4 +742,21 @@ void dir_node_watch_known(struct dir_fs *d)
 	for (i = 0; i < n; i++)
 		dir_watch_new_dir(d, inos[i], NULL);
 	free(inos);
+}
+
+/* The node last known as PARENT/NAME, or 0. */
+uint64_t dir_node_find_named(struct dir_fs *d, uint64_t parent, const char *name)
+{
+	struct dir_node *n;
+	uint64_t ino = 0;
+
+	pthread_mutex_lock(&d->lock);
+	n = d->by_name.buckets[name_hash(parent, name) & (d->by_name.nbuckets - 1)];
+	for (; n; n = n->next_name)
+		if (n->parent == parent && strcmp(n->name, name) == 0) {
+			ino = n->ino;
+			break;
+		}
+	pthread_mutex_unlock(&d->lock);
+	return ino;
 }

@@ -35,6 +35,9 @@
 
 #define WATCH_MASK (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_MODIFY | \
 		    IN_ATTRIB | IN_CLOSE_WRITE | IN_ONLYDIR | IN_EXCL_UNLINK)
+/* A hard-linked file: changed through a name in a directory this mount
+** does not watch, or its link count changed (reported only to the inode). */
+#define FILE_MASK (IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE)
 #define EXPECT_BUCKETS 1024
 #define EXPECT_TTL_NS (5LL * 1000 * 1000 * 1000)
 
@@ -209,7 +212,8 @@ static void fallback(struct dir_watch *w, const char *why)
 }
 
 /* Called when a directory node was created; FD is any fd of it. */
-void dir_watch_add(struct dir_fs *d, uint64_t ino, int fd, const struct stat *seen)
+void dir_watch_add(struct dir_fs *d, uint64_t ino, int fd, const struct stat *seen,
+		   uint32_t mask)
 {
 	struct dir_watch *w = d->watch;
 	char proc[64];
@@ -219,7 +223,7 @@ void dir_watch_add(struct dir_fs *d, uint64_t ino, int fd, const struct stat *se
 	if (!w)
 		return;
 	dir_proc_path(proc, sizeof(proc), fd);
-	wd = inotify_add_watch(w->ifd, proc, WATCH_MASK);
+	wd = inotify_add_watch(w->ifd, proc, mask);
 	if (wd < 0) {
 		atomic_fetch_add(&w->nfailures, 1);
 		fallback(w, "watch");
@@ -289,6 +293,8 @@ static void child_changed(struct dir_watch *w, uint64_t dir, const char *name, b
 		return;
 	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    (child = dir_node_find(w->d, &st)) != 0) {
+		if (S_ISREG(st.st_mode) && st.st_nlink > 1)
+			dir_watch_new_multilink(w->d, child);
 		if (own_ctime(w, child, &st))
 			atomic_fetch_add(&w->nsuppressed, 1);
 		else
@@ -309,21 +315,29 @@ static void handle(struct dir_watch *w, const struct inotify_event *e)
 	dir = ino_of_wd(w, e->wd, (e->mask & IN_IGNORED) != 0);
 	if (!dir || (e->mask & IN_IGNORED))
 		return;
-	if (!e->len) {                       /* the directory itself */
-		if (e->mask & IN_ATTRIB)
+	if (!e->len) {                       /* the watched inode itself */
+		if (e->mask & (IN_MODIFY | IN_CLOSE_WRITE))
+			w->ev.inode_changed(w->ev.up, dir, false);
+		else if (e->mask & IN_ATTRIB)
 			w->ev.inode_changed(w->ev.up, dir, true);
 		return;
 	}
 	if (e->mask & (IN_CREATE | IN_MOVED_TO)) {
-		if (expected(w, dir, e->name, true))
+		if (expected(w, dir, e->name, true)) {
 			atomic_fetch_add(&w->nsuppressed, 1);
-		else
+		} else {
 			w->ev.entry_changed(w->ev.up, dir, e->name);
+			/* a new name of a known inode (link, rename): its link
+			 * count or ctime changed, and Linux reports that only to a
+			 * watch on the inode itself */
+			child_changed(w, dir, e->name, false);
+		}
 	} else if (e->mask & (IN_DELETE | IN_MOVED_FROM)) {
 		if (expected(w, dir, e->name, false))
 			atomic_fetch_add(&w->nsuppressed, 1);
 		else
-			w->ev.entry_deleted(w->ev.up, dir, e->name, 0);
+			w->ev.entry_deleted(w->ev.up, dir, e->name,
+					    dir_node_find_named(w->d, dir, e->name));
 	} else if (e->mask & (IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB)) {
 		child_changed(w, dir, e->name, (e->mask & (IN_MODIFY | IN_CLOSE_WRITE)) != 0);
 	}
@@ -397,7 +411,7 @@ int dir_watch_start(struct eddy_fs *fs, const struct eddy_events *ev)
 	}
 	d->watch = w;
 	/* the root, and every directory already known */
-	dir_watch_add(d, EDDY_ROOT_INO, d->root_fd, NULL);
+	dir_watch_add(d, EDDY_ROOT_INO, d->root_fd, NULL, WATCH_MASK);
 	dir_node_watch_known(d);
 	if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
 		d->watch = NULL;
@@ -470,7 +484,20 @@ void dir_watch_new_dir(struct dir_fs *d, uint64_t ino, const struct stat *seen)
 	fd = dir_node_fd_get(d, ino, NULL);
 	if (fd < 0)
 		return;
-	dir_watch_add(d, ino, fd, seen);
+	dir_watch_add(d, ino, fd, seen, WATCH_MASK);
+	dir_node_fd_put(d, ino);
+}
+
+void dir_watch_new_multilink(struct dir_fs *d, uint64_t ino)
+{
+	int fd;
+
+	if (!d->watch || dir_node_has_wd(d, ino))
+		return;
+	fd = dir_node_fd_get(d, ino, NULL);
+	if (fd < 0)
+		return;
+	dir_watch_add(d, ino, fd, NULL, FILE_MASK);
 	dir_node_fd_put(d, ino);
 }
 
