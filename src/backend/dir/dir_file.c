@@ -86,7 +86,7 @@ int dir_create(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, co
 	struct dir_fs *d = dir_fs(fs);
 	struct dir_creds cr;
 	struct stat st;
-	uint64_t ino;
+	uint64_t ino, birth;
 	int pfd, fd = -1, err;
 
 	err = dir_check_name(name);
@@ -107,10 +107,10 @@ int dir_create(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, co
 	}
 	if (err)
 		dir_watch_expect(d, parent, name, true, -1);
-	if (!err && fstat(fd, &st) < 0)
-		err = -errno;
 	if (!err)
-		err = dir_node_ref(d, parent, name, &st, &ino);
+		err = dir_stat_at(fd, "", &st, &birth);
+	if (!err)
+		err = dir_node_ref(d, parent, name, &st, birth, &ino);
 	dir_node_fd_put(d, parent);
 	if (err) {
 		if (fd >= 0)

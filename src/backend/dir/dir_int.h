@@ -32,8 +32,10 @@
 
 struct dir_node {
 	uint64_t ino;
-	dev_t bdev;                /* backing identity */
+	dev_t bdev;                /* backing identity: device, inode number */
 	ino_t bino;
+	uint64_t birth;            /* and birth time (0: unknown): inode numbers
+				    * are reused at once by ext4 */
 	uint64_t parent;           /* 0 for the root and for nameless nodes */
 	char *name;                /* NULL for the root and nameless nodes */
 	uint64_t nlookup;
@@ -112,7 +114,7 @@ void dir_nodes_free(struct dir_fs *d);
 int dir_node_fd_get(struct dir_fs *d, uint64_t ino, mode_t *type);
 void dir_node_fd_put(struct dir_fs *d, uint64_t ino);
 int dir_node_ref(struct dir_fs *d, uint64_t parent, const char *name,
-		 const struct stat *st, uint64_t *ino);
+		 const struct stat *st, uint64_t birth, uint64_t *ino);
 void dir_node_forget(struct dir_fs *d, uint64_t ino, uint64_t n);
 uint64_t dir_node_hold_named(struct dir_fs *d, uint64_t parent, const char *name, int pfd);
 void dir_node_release_named(struct dir_fs *d, uint64_t ino, uint64_t parent, const char *name,
@@ -120,8 +122,8 @@ void dir_node_release_named(struct dir_fs *d, uint64_t ino, uint64_t parent, con
 void dir_node_rename_held(struct dir_fs *d, uint64_t ino, uint64_t newparent,
 			  const char *newname);
 int dir_node_ref_new(struct dir_fs *d, uint64_t parent, const char *name,
-		     const struct stat *st, uint64_t *ino, bool *created);
-uint64_t dir_node_find(struct dir_fs *d, const struct stat *st);
+		     const struct stat *st, uint64_t birth, uint64_t *ino, bool *created);
+uint64_t dir_node_find(struct dir_fs *d, const struct stat *st, uint64_t birth);
 uint64_t dir_node_find_named(struct dir_fs *d, uint64_t parent, const char *name);
 void dir_node_set_wd(struct dir_fs *d, uint64_t ino, int wd);
 bool dir_node_has_wd(struct dir_fs *d, uint64_t ino);
@@ -135,6 +137,8 @@ void dir_fill_entry(struct dir_fs *d, uint64_t ino, const struct stat *st,
 		    struct eddy_entry *e);
 void dir_fix_attr(struct dir_fs *d, struct stat *st);
 int dir_check_name(const char *name);
+/* lstat of NAME in DIRFD ("" = DIRFD itself) with the birth time. */
+int dir_stat_at(int dirfd, const char *name, struct stat *st, uint64_t *birth);
 mode_t dir_create_mode(int pfd, mode_t mode, const struct eddy_ctx *c);
 int dir_proc_path(char *buf, size_t size, int fd);
 

@@ -402,6 +402,8 @@ int dir_node_fd_get(struct dir_fs *d, uint64_t ino, mode_t *type)
 		uint64_t parent;
 		dev_t bdev;
 		ino_t bino;
+		mode_t ntype;
+		uint64_t nbirth;
 		int fd, pfd, err = 0;
 		bool changed;
 
@@ -428,6 +430,8 @@ int dir_node_fd_get(struct dir_fs *d, uint64_t ino, mode_t *type)
 		parent = n->parent;
 		bdev = n->bdev;
 		bino = n->bino;
+		ntype = n->type;
+		nbirth = n->birth;
 		strcpy(name, n->name);
 		pthread_mutex_unlock(&d->lock);
 
@@ -444,8 +448,13 @@ int dir_node_fd_get(struct dir_fs *d, uint64_t ino, mode_t *type)
 		}
 		if (fd >= 0) {
 			struct stat st;
+			uint64_t birth;
 
-			if (fstat(fd, &st) < 0 || st.st_dev != bdev || st.st_ino != bino) {
+			/* type and birth too: a reused inode number may now be
+			 * another object, which the kernel would mark bad (EIO) */
+			if (dir_stat_at(fd, "", &st, &birth) < 0 || st.st_dev != bdev ||
+			    st.st_ino != bino || (st.st_mode & S_IFMT) != ntype ||
+			    (birth && nbirth && birth != nbirth)) {
 				close(fd);
 				fd = -1;
 				err = -ESTALE;
@@ -495,10 +504,10 @@ void dir_node_fd_put(struct dir_fs *d, uint64_t ino)
 ** creating its node if needed, and records PARENT/NAME as its path.
 */
 int dir_node_ref(struct dir_fs *d, uint64_t parent, const char *name, const struct stat *st,
-		 uint64_t *ino)
+		 uint64_t birth, uint64_t *ino)
 {
 	bool created;
-	int r = dir_node_ref_new(d, parent, name, st, ino, &created);
+	int r = dir_node_ref_new(d, parent, name, st, birth, ino, &created);
 
 	if (r == 0 && created && S_ISDIR(st->st_mode))
 		dir_watch_new_dir(d, *ino, st);
@@ -508,7 +517,7 @@ int dir_node_ref(struct dir_fs *d, uint64_t parent, const char *name, const stru
 }
 
 int dir_node_ref_new(struct dir_fs *d, uint64_t parent, const char *name,
-		     const struct stat *st, uint64_t *ino, bool *created)
+		     const struct stat *st, uint64_t birth, uint64_t *ino, bool *created)
 {
 	struct dir_node *n, *p;
 	mode_t type = st->st_mode & S_IFMT;
@@ -516,7 +525,7 @@ int dir_node_ref_new(struct dir_fs *d, uint64_t parent, const char *name,
 	*created = false;
 	pthread_mutex_lock(&d->lock);
 	n = find_bid(d, st->st_dev, st->st_ino);
-	if (n && n->type != type) {
+	if (n && (n->type != type || (birth && n->birth && n->birth != birth))) {
 		unlink_bid(d, n);       /* backing inode number reused */
 		n = NULL;
 	}
@@ -537,6 +546,7 @@ int dir_node_ref_new(struct dir_fs *d, uint64_t parent, const char *name,
 	n->ino = d->next_ino++;
 	n->bdev = st->st_dev;
 	n->bino = st->st_ino;
+	n->birth = birth;
 	n->parent = parent;
 	n->fd = -1;
 	n->slot = -1;
@@ -577,14 +587,14 @@ uint64_t dir_node_hold_named(struct dir_fs *d, uint64_t parent, const char *name
 {
 	struct dir_node *n;
 	struct stat st;
-	uint64_t ino;
+	uint64_t ino, birth;
 	int fd;
 
-	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (dir_stat_at(pfd, name, &st, &birth) < 0)
 		return 0;
 	pthread_mutex_lock(&d->lock);
 	n = find_bid(d, st.st_dev, st.st_ino);
-	if (!n || n->ino == EDDY_ROOT_INO) {
+	if (!n || n->ino == EDDY_ROOT_INO || (birth && n->birth && n->birth != birth)) {
 		pthread_mutex_unlock(&d->lock);
 		return 0;
 	}
@@ -600,7 +610,8 @@ uint64_t dir_node_hold_named(struct dir_fs *d, uint64_t parent, const char *name
 	if (fd >= 0) {
 		struct stat st2;
 
-		if (fstat(fd, &st2) < 0 || st2.st_ino != st.st_ino || st2.st_dev != st.st_dev) {
+		if (fstat(fd, &st2) < 0 || st2.st_ino != st.st_ino || st2.st_dev != st.st_dev ||
+		    ((st2.st_mode ^ st.st_mode) & S_IFMT)) {
 			close(fd);
 			fd = -1;
 		}
@@ -687,14 +698,14 @@ bool dir_node_name_of(struct dir_fs *d, uint64_t ino, uint64_t *parent, char *na
 	return ok;
 }
 
-uint64_t dir_node_find(struct dir_fs *d, const struct stat *st)
+uint64_t dir_node_find(struct dir_fs *d, const struct stat *st, uint64_t birth)
 {
 	struct dir_node *n;
 	uint64_t ino = 0;
 
 	pthread_mutex_lock(&d->lock);
 	n = find_bid(d, st->st_dev, st->st_ino);
-	if (n && n->type == (st->st_mode & S_IFMT))
+	if (n && n->type == (st->st_mode & S_IFMT) && (!birth || !n->birth || n->birth == birth))
 		ino = n->ino;
 	pthread_mutex_unlock(&d->lock);
 	return ino;

@@ -30,6 +30,35 @@ int dir_check_name(const char *name)
 	return 0;
 }
 
+int dir_stat_at(int dirfd, const char *name, struct stat *st, uint64_t *birth)
+{
+	struct statx sx;
+	int flags = AT_SYMLINK_NOFOLLOW | AT_STATX_SYNC_AS_STAT | (*name ? 0 : AT_EMPTY_PATH);
+
+	if (statx(dirfd, name, flags, STATX_BASIC_STATS | STATX_BTIME, &sx) < 0)
+		return -errno;
+	memset(st, 0, sizeof(*st));
+	st->st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+	st->st_ino = sx.stx_ino;
+	st->st_mode = sx.stx_mode;
+	st->st_nlink = sx.stx_nlink;
+	st->st_uid = sx.stx_uid;
+	st->st_gid = sx.stx_gid;
+	st->st_rdev = makedev(sx.stx_rdev_major, sx.stx_rdev_minor);
+	st->st_size = (off_t)sx.stx_size;
+	st->st_blksize = sx.stx_blksize;
+	st->st_blocks = (blkcnt_t)sx.stx_blocks;
+	st->st_atim.tv_sec = sx.stx_atime.tv_sec;
+	st->st_atim.tv_nsec = sx.stx_atime.tv_nsec;
+	st->st_mtim.tv_sec = sx.stx_mtime.tv_sec;
+	st->st_mtim.tv_nsec = sx.stx_mtime.tv_nsec;
+	st->st_ctim.tv_sec = sx.stx_ctime.tv_sec;
+	st->st_ctim.tv_nsec = sx.stx_ctime.tv_nsec;
+	*birth = (sx.stx_mask & STATX_BTIME) ?
+		((uint64_t)sx.stx_btime.tv_sec << 30) ^ sx.stx_btime.tv_nsec ^ 1 : 0;
+	return 0;
+}
+
 int dir_proc_path(char *buf, size_t size, int fd)
 {
 	int n = snprintf(buf, size, "/proc/self/fd/%d", fd);
@@ -60,12 +89,13 @@ static int lookup_at(struct dir_fs *d, uint64_t parent, int pfd, const char *nam
 		     struct eddy_entry *out)
 {
 	struct stat st;
-	uint64_t ino;
+	uint64_t ino, birth;
 	int err;
 
-	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	err = dir_node_ref(d, parent, name, &st, &ino);
+	err = dir_stat_at(pfd, name, &st, &birth);
+	if (err)
+		return err;
+	err = dir_node_ref(d, parent, name, &st, birth, &ino);
 	if (err)
 		return err;
 	dir_fill_entry(d, ino, &st, out);
@@ -256,6 +286,15 @@ static int make_at(struct dir_fs *d, const struct eddy_ctx *c, uint64_t parent,
 		dir_watch_expect(d, parent, name, true, -1);
 	else
 		err = lookup_at(d, parent, pfd, name, out);
+	/* Another client replaced the new name at once: the object made here
+	 * cannot be described, and describing the other one would make the
+	 * kernel fail the call with EIO. */
+	if (!err && (out->attr.st_mode & S_IFMT) !=
+		    (kind == MAKE_DIR ? S_IFDIR : kind == MAKE_LINK ? S_IFLNK :
+		     (mode & S_IFMT) ? (mode & S_IFMT) : S_IFREG)) {
+		dir_node_forget(d, out->ino, 1);
+		err = -ESTALE;
+	}
 	dir_node_fd_put(d, parent);
 	return err;
 }
@@ -307,6 +346,10 @@ int dir_link(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, uint64_
 	} else {
 		dir_watch_own_change(d, ino, fd);
 		err = lookup_at(d, newparent, pfd, newname, out);
+		if (!err && out->ino != ino) {          /* replaced at once */
+			dir_node_forget(d, out->ino, 1);
+			err = -ESTALE;
+		}
 	}
 	dir_node_fd_put(d, newparent);
 	dir_node_fd_put(d, ino);

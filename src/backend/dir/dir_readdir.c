@@ -107,10 +107,10 @@ static int emit(struct dir_fs *d, struct dir_file *f, struct linux_dirent64 *de,
 		ep = &e;
 		if (!is_dot(de->d_name)) {
 			struct stat bst;
-			uint64_t ino;
+			uint64_t ino, birth;
 
-			if (fstatat(f->fd, de->d_name, &bst, AT_SYMLINK_NOFOLLOW) == 0 &&
-			    dir_node_ref(d, f->base.ino, de->d_name, &bst, &ino) == 0)
+			if (dir_stat_at(f->fd, de->d_name, &bst, &birth) == 0 &&
+			    dir_node_ref(d, f->base.ino, de->d_name, &bst, birth, &ino) == 0)
 				dir_fill_entry(d, ino, &bst, &e);
 			st = e.attr;
 		}

@@ -286,13 +286,13 @@ static uint64_t ino_of_wd(struct dir_watch *w, int wd, bool forget)
 static void child_changed(struct dir_watch *w, uint64_t dir, const char *name, bool data)
 {
 	struct stat st;
-	uint64_t child;
+	uint64_t child, birth;
 	int pfd = dir_node_fd_get(w->d, dir, NULL);
 
 	if (pfd < 0)
 		return;
-	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    (child = dir_node_find(w->d, &st)) != 0) {
+	if (dir_stat_at(pfd, name, &st, &birth) == 0 &&
+	    (child = dir_node_find(w->d, &st, birth)) != 0) {
 		if (S_ISREG(st.st_mode) && st.st_nlink > 1)
 			dir_watch_new_multilink(w->d, child);
 		if (own_ctime(w, child, &st))
