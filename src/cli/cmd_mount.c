@@ -55,9 +55,13 @@ static const char mount_usage[] =
 	"                   backing dir is on a network or FUSE filesystem]\n"
 	"                   inotify | poll:<ms> (no events: behaves as ttl:<ms>)\n"
 	"  --locks=L        shared: fcntl/flock locks conflict across mounts and\n"
-	"                   with plain processes on the backing files (default)\n"
-	"                   local: the kernel keeps them per mount (saves one\n"
-	"                   round trip per close) [EDDYFS_LOCKS]\n"
+	"                   with plain processes on the backing files; an owner's\n"
+	"                   byte-range locks go when the open file it used is\n"
+	"                   closed for the last time (default)\n"
+	"                   posix: shared, with the exact POSIX rule (closing any\n"
+	"                   descriptor of the file drops them; one more round\n"
+	"                   trip per close)\n"
+	"                   local: the kernel keeps locks per mount [EDDYFS_LOCKS]\n"
 	"  --writeback-cache  let the kernel buffer writes (faster small writes;\n"
 	"                   only for backing dirs nobody else writes)\n"
 	"                   [EDDYFS_WRITEBACK_CACHE=1]\n"
@@ -80,6 +84,7 @@ struct mount_args {
 	const char *watch;
 	bool writeback;
 	bool local_locks;
+	bool posix_locks;
 	char backing[PATH_MAX];
 	char mountpoint[PATH_MAX];
 };
@@ -177,11 +182,13 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 	a->writeback = f_wb;
 	if (!locks)
 		locks = getenv("EDDYFS_LOCKS");
-	if (locks && *locks && strcmp(locks, "shared") && strcmp(locks, "local")) {
-		cli_error("--locks=%s: use shared or local", locks);
+	if (locks && *locks && strcmp(locks, "shared") && strcmp(locks, "local") &&
+	    strcmp(locks, "posix")) {
+		cli_error("--locks=%s: use shared, posix or local", locks);
 		return EXIT_USAGE;
 	}
 	a->local_locks = locks && strcmp(locks, "local") == 0;
+	a->posix_locks = locks && strcmp(locks, "posix") == 0;
 	if (!f_wb && cli_env_bool("EDDYFS_WRITEBACK_CACHE", &a->writeback) < 0)
 		return EXIT_USAGE;
 	if (!threads)
@@ -425,6 +432,7 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 	fo.log = &log;
 	fo.writeback_cache = a->writeback;
 	fo.shared_locks = !a->local_locks;
+	fo.posix_close = a->posix_locks;
 	r = eddy_frontend_run(fs, &fo);
 	fs->ops->destroy(fs);
 	return r;

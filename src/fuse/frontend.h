@@ -20,6 +20,7 @@ struct eddy_frontend_opts {
 	bool notify;               /* run the notifier (coherence=events) */
 	bool writeback_cache;      /* ask the kernel for its writeback cache */
 	bool shared_locks;         /* locks through the implementation, if it can */
+	bool posix_close;          /* exact POSIX close rule: a FLUSH per close */
 	struct eddy_log *log;
 };
 

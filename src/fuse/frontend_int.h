@@ -30,6 +30,7 @@ struct eddy_frontend {
 	struct eddy_events events;     /* what the implementation calls up */
 	atomic_bool watching;
 	bool locks;                    /* lock requests go to the implementation */
+	bool posix_close;              /* FLUSH on every close drops locks */
 	atomic_bool writeback;         /* the kernel's writeback cache is on */
 };
 

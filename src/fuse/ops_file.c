@@ -21,13 +21,16 @@ static void reply_status(fuse_req_t req, int err)
 }
 
 static void set_open_flags(struct fuse_file_info *fi, const struct eddy_open *how,
-			   struct eddy_file *f)
+			   struct eddy_file *f, bool fe_posix_flush)
 {
 	fi->fh = (uint64_t)(uintptr_t)f;
 	fi->keep_cache = how->keep_cache;
 	fi->direct_io = how->direct_io;
 	fi->cache_readdir = how->cache_readdir;
 	fi->nonseekable = how->nonseekable;
+	/* Without the exact POSIX close rule no FLUSH is needed: an owner's
+	 * locks go when the open file it used is released. */
+	fi->noflush = !fe_posix_flush;
 }
 
 /* With the writeback cache the kernel reads pages through any open file
@@ -57,7 +60,7 @@ void fe_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		reply_status(req, err);
 		return;
 	}
-	set_open_flags(fi, &how, f);
+	set_open_flags(fi, &how, f, fe->posix_close || !fe->locks);
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		fe->fs->ops->release(fe->fs, f);
 }
@@ -81,7 +84,7 @@ void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		reply_status(req, err);
 		return;
 	}
-	set_open_flags(fi, &how, f);
+	set_open_flags(fi, &how, f, fe->posix_close || !fe->locks);
 	memset(&p, 0, sizeof(p));
 	p.ino = e.ino;
 	p.generation = e.generation;
@@ -260,7 +263,7 @@ void fe_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		reply_status(req, err);
 		return;
 	}
-	set_open_flags(fi, &how, f);
+	set_open_flags(fi, &how, f, true);
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		fe->fs->ops->releasedir(fe->fs, f);
 }

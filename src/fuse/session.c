@@ -315,6 +315,7 @@ int eddy_frontend_run(struct eddy_fs *fs, const struct eddy_frontend_opts *o)
 	fe.privileged = geteuid() == 0;
 	fe.locks = o->shared_locks && fs->ops->setlk && fs->ops->getlk && fs->ops->flock &&
 		   fs->ops->flush_owner;
+	fe.posix_close = o->posix_close;
 	fe.kernel_permissions = o->fuse_opts && (has_opt(o->fuse_opts, "allow_other") ||
 						 has_opt(o->fuse_opts, "default_permissions"));
 	if (node_table_init(&fe.nodes) < 0) {

@@ -1296,11 +1296,13 @@ DENIED = ("err EAGAIN", "err EACCES")
 
 
 @pytest.fixture
-def lockenv(workdir, make_mount):
+def lockenv(workdir, make_mount, request):
     backing = shared_backing(workdir)
     wfile(backing / "f", b"L" * 1000)
-    ma = make_mount(backing=backing, extra_args=EVENTS)
-    mb = make_mount(backing=backing, extra_args=EVENTS)
+    locks = getattr(request, "param", "shared")
+    args = tuple(EVENTS) + (f"--locks={locks}",)
+    ma = make_mount(backing=backing, extra_args=args)
+    mb = make_mount(backing=backing, extra_args=args)
     holders = []
 
     class Env:
@@ -1465,9 +1467,10 @@ def test_lock_released_when_holder_killed(kind, lockenv):
     _granted_eventually(e.backing, f"direct {kind} after A's holder was killed", kind=kind)
 
 
+@pytest.mark.parametrize("lockenv", ["posix"], indirect=True)
 def test_lock_released_on_close_not_exit(lockenv):
-    """POSIX: closing any fd of the file releases the process's locks (the
-    process stays alive)"""
+    """--locks=posix: closing any fd of the file releases the process's
+    locks (the process stays alive), as POSIX says"""
     e = lockenv
     code = textwrap.dedent("""
         import fcntl, os, sys
@@ -1489,6 +1492,43 @@ def test_lock_released_on_close_not_exit(lockenv):
         p.stdin.flush()
         assert p.stdout.readline().strip() == "closed"
         _granted_eventually(e.b, "POSIX via B after A's process closed another fd")
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_lock_shared_mode_released_with_its_open_file(lockenv):
+    """--locks=shared (default, documented): closing another descriptor of
+    the file keeps the lock; closing the descriptor it was taken with
+    releases it, while the process stays alive"""
+    e = lockenv
+    code = textwrap.dedent("""
+        import fcntl, os, sys
+        fd = os.open(sys.argv[1], os.O_RDWR)
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        print("locked", flush=True)
+        sys.stdin.readline()
+        fd2 = os.open(sys.argv[1], os.O_RDONLY)
+        os.close(fd2)
+        print("closed other", flush=True)
+        sys.stdin.readline()
+        os.close(fd)
+        print("closed", flush=True)
+        sys.stdin.readline()
+    """)
+    p = subprocess.Popen([PYTHON, "-c", code, str(e.a)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "locked"
+        _denied(try_lock(e.b), "POSIX via B while A's process holds it")
+        p.stdin.write("\n")
+        p.stdin.flush()
+        assert p.stdout.readline().strip() == "closed other"
+        _denied(try_lock(e.b), "POSIX via B after A's process closed another fd")
+        p.stdin.write("\n")
+        p.stdin.flush()
+        assert p.stdout.readline().strip() == "closed"
+        _granted_eventually(e.b, "POSIX via B after A's process closed its fd")
     finally:
         p.kill()
         p.wait()

@@ -119,7 +119,6 @@ int dir_create(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, co
 	}
 	dir_fill_entry(d, ino, &st, out);
 	fill_open(d, how);
-	dir_watch_own_change(d, ino, fd);
 	err = file_new(d, ino, fd, flags, fp);
 	if (err)
 		dir_node_forget(d, ino, 1);

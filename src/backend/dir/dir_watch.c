@@ -33,11 +33,15 @@
 
 #include "dir_int.h"
 
+/* No IN_CLOSE_WRITE: IN_MODIFY reports every write, and close events of
+** unchanged files (lock descriptors, read-write opens) would only cost
+** invalidations. Writes through a shared mmap are seen when the writer
+** changes the file otherwise (see README limits). */
 #define WATCH_MASK (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_MODIFY | \
-		    IN_ATTRIB | IN_CLOSE_WRITE | IN_ONLYDIR | IN_EXCL_UNLINK)
+		    IN_ATTRIB | IN_ONLYDIR | IN_EXCL_UNLINK)
 /* A hard-linked file: changed through a name in a directory this mount
 ** does not watch, or its link count changed (reported only to the inode). */
-#define FILE_MASK (IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE)
+#define FILE_MASK (IN_MODIFY | IN_ATTRIB)
 #define EXPECT_BUCKETS 1024
 #define EXPECT_TTL_NS (5LL * 1000 * 1000 * 1000)
 
@@ -201,6 +205,38 @@ static bool own_ctime(struct dir_watch *w, uint64_t ino, const struct stat *st)
 	return hit;
 }
 
+/* Drops expectations and own-change records older than their TTL; run by
+** the event thread every second so the tables stay small. */
+static void purge(struct dir_watch *w)
+{
+	long long t = now_ns();
+	size_t i;
+
+	pthread_mutex_lock(&w->lock);
+	for (i = 0; i < EXPECT_BUCKETS; i++) {
+		struct expect **pe = &w->expect[i], *e;
+		struct own **po = &w->own[i], *o;
+
+		while ((e = *pe)) {
+			if (t - e->when > EXPECT_TTL_NS) {
+				*pe = e->next;
+				free(e);
+			} else {
+				pe = &e->next;
+			}
+		}
+		while ((o = *po)) {
+			if (t - o->when > EXPECT_TTL_NS) {
+				*po = o->next;
+				free(o);
+			} else {
+				po = &o->next;
+			}
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
 /****************************** watches ******************************/
 
 static void fallback(struct dir_watch *w, const char *why)
@@ -316,7 +352,7 @@ static void handle(struct dir_watch *w, const struct inotify_event *e)
 	if (!dir || (e->mask & IN_IGNORED))
 		return;
 	if (!e->len) {                       /* the watched inode itself */
-		if (e->mask & (IN_MODIFY | IN_CLOSE_WRITE))
+		if (e->mask & IN_MODIFY)
 			w->ev.inode_changed(w->ev.up, dir, false);
 		else if (e->mask & IN_ATTRIB)
 			w->ev.inode_changed(w->ev.up, dir, true);
@@ -338,8 +374,8 @@ static void handle(struct dir_watch *w, const struct inotify_event *e)
 		else
 			w->ev.entry_deleted(w->ev.up, dir, e->name,
 					    dir_node_find_named(w->d, dir, e->name));
-	} else if (e->mask & (IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB)) {
-		child_changed(w, dir, e->name, (e->mask & (IN_MODIFY | IN_CLOSE_WRITE)) != 0);
+	} else if (e->mask & (IN_MODIFY | IN_ATTRIB)) {
+		child_changed(w, dir, e->name, (e->mask & IN_MODIFY) != 0);
 	}
 }
 
@@ -347,6 +383,7 @@ static void *watch_main(void *arg)
 {
 	struct dir_watch *w = arg;
 	char buf[65536] __attribute__((aligned(__alignof__(struct inotify_event))));
+	long long last_purge = now_ns();
 	sigset_t all;
 
 	sigfillset(&all);
@@ -356,7 +393,9 @@ static void *watch_main(void *arg)
 		ssize_t n;
 		char *q;
 
-		if (poll(p, 2, -1) < 0) {
+		int r = poll(p, 2, 1000);
+
+		if (r < 0) {
 			if (errno == EINTR)
 				continue;
 			fallback(w, "poll");
@@ -364,6 +403,12 @@ static void *watch_main(void *arg)
 		}
 		if (p[1].revents)
 			break;
+		if (now_ns() - last_purge > 1000000000LL) {
+			purge(w);
+			last_purge = now_ns();
+		}
+		if (r == 0)
+			continue;
 		n = read(w->ifd, buf, sizeof(buf));
 		if (n < 0) {
 			if (errno == EINTR || errno == EAGAIN)
