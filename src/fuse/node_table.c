@@ -1,7 +1,7 @@
 /*
 ** node_table.c -- open-addressing hash of kernel lookup counts (linear
 ** probing, deletion by backward shift, so there are no tombstones).
-** 24 bytes per known inode at a load factor of at most 1/2.
+** 24 bytes per slot at a load factor of at most 3/4.
 */
 #include <errno.h>
 #include <stdlib.h>
@@ -67,7 +67,7 @@ void node_table_ref(struct node_table *t, uint64_t ino, uint64_t n)
 	bool found;
 
 	pthread_mutex_lock(&t->lock);
-	if ((t->used + 1) * 2 > t->cap)
+	if ((t->used + 1) * 4 > t->cap * 3)      /* load factor <= 3/4 */
 		grow(t);
 	s = find(t, ino, &found);
 	if (!found) {

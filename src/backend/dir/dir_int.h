@@ -38,17 +38,17 @@ struct dir_node {
 				    * are reused at once by ext4 */
 	uint64_t parent;           /* 0 for the root and for nameless nodes */
 	char *name;                /* NULL for the root and nameless nodes */
-	uint64_t nlookup;
+	uint32_t nlookup;          /* fields packed: the node is 104 bytes */
 	uint32_t fd_users;
 	uint32_t nchildren;
 	uint32_t nopen;            /* open file/directory handles */
 	int fd;                    /* O_PATH fd, or -1 */
 	int32_t slot;              /* index in the clock cache, -1 if none */
 	int32_t wd;                /* inotify watch of a directory, -1 if none */
-	mode_t type;               /* S_IFMT bits */
-	uint8_t referenced;        /* clock bit */
-	uint8_t pinned;            /* fd never evicted (root, nameless) */
-	uint8_t dead;              /* removed from the identity hash */
+	uint16_t type;             /* S_IFMT bits */
+	uint8_t referenced : 1;    /* clock bit */
+	uint8_t pinned : 1;        /* fd never evicted (root, nameless) */
+	uint8_t dead : 1;          /* removed from the identity hash */
 	struct dir_node *next_ino; /* hash chain by ino */
 	struct dir_node *next_bid; /* hash chain by backing identity */
 	struct dir_node *next_name; /* hash chain by (parent, name) */

@@ -572,7 +572,7 @@ void dir_node_forget(struct dir_fs *d, uint64_t ino, uint64_t nlookup)
 	pthread_mutex_lock(&d->lock);
 	n = find_ino(d, ino);
 	if (n && n->ino != EDDY_ROOT_INO) {
-		n->nlookup = nlookup > n->nlookup ? 0 : n->nlookup - nlookup;
+		n->nlookup = nlookup > n->nlookup ? 0 : n->nlookup - (uint32_t)nlookup;
 		node_free_chain(d, n);
 	}
 	pthread_mutex_unlock(&d->lock);
