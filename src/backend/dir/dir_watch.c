@@ -520,30 +520,27 @@ void dir_watch_report(struct dir_fs *d, eddy_stat_fn fn, void *arg)
 	fn(arg, "watch_failures", atomic_load(&w->nfailures));
 }
 
-void dir_watch_new_dir(struct dir_fs *d, uint64_t ino, const struct stat *seen)
+/* Watches node INO with MASK (no-op without change detection). */
+static void watch_node(struct dir_fs *d, uint64_t ino, const struct stat *seen, uint32_t mask)
 {
-	int fd;
+	int fd = dir_node_fd_get(d, ino, NULL);
 
-	if (!d->watch)
-		return;
-	fd = dir_node_fd_get(d, ino, NULL);
 	if (fd < 0)
 		return;
-	dir_watch_add(d, ino, fd, seen, WATCH_MASK);
+	dir_watch_add(d, ino, fd, seen, mask);
 	dir_node_fd_put(d, ino);
+}
+
+void dir_watch_new_dir(struct dir_fs *d, uint64_t ino, const struct stat *seen)
+{
+	if (d->watch)
+		watch_node(d, ino, seen, WATCH_MASK);
 }
 
 void dir_watch_new_multilink(struct dir_fs *d, uint64_t ino)
 {
-	int fd;
-
-	if (!d->watch || dir_node_has_wd(d, ino))
-		return;
-	fd = dir_node_fd_get(d, ino, NULL);
-	if (fd < 0)
-		return;
-	dir_watch_add(d, ino, fd, NULL, FILE_MASK);
-	dir_node_fd_put(d, ino);
+	if (d->watch && !dir_node_has_wd(d, ino))
+		watch_node(d, ino, NULL, FILE_MASK);
 }
 
 /* A timeout the kernel may use: the configured one, or the fallback one
