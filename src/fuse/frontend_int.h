@@ -24,7 +24,6 @@ struct eddy_frontend {
 	const struct eddy_frontend_opts *opt;
 	bool privileged;           /* daemon runs as root: pass caller groups */
 	bool kernel_permissions;   /* default_permissions: the kernel checks */
-	atomic_long nrequests;
 	atomic_long nerrors;
 	struct fe_notifier *notifier;  /* NULL: no change news */
 	struct eddy_events events;     /* what the implementation calls up */
@@ -37,6 +36,13 @@ struct eddy_frontend {
 static inline struct eddy_frontend *fe_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
+}
+
+/* The change sequence of directory INO (node_table_seq), or 0 when no
+** notifier runs: then nothing can race a reply and no lock is taken. */
+static inline uint64_t fe_seq(struct eddy_frontend *fe, uint64_t ino)
+{
+	return fe->notifier ? node_table_seq(&fe->nodes, ino) : 0;
 }
 
 static inline struct eddy_file *fe_file(struct fuse_file_info *fi)

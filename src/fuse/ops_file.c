@@ -74,7 +74,7 @@ void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	struct eddy_entry e;
 	struct eddy_open how;
 	struct eddy_ctx c;
-	uint64_t seq = node_table_seq(&fe->nodes, parent);
+	uint64_t seq = fe_seq(fe, parent);
 	int err;
 
 	fe_ctx(req, &c, true);
@@ -345,7 +345,7 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_
 	struct eddy_frontend *fe = fe_of(req);
 	struct fill_state s = { .req = req, .fe = fe, .size = size };
 	uint64_t ino = fe_file(fi)->ino;
-	uint64_t seq = node_table_seq(&fe->nodes, ino);
+	uint64_t seq = fe_seq(fe, ino);
 	struct eddy_ctx c;
 	int err;
 
@@ -367,7 +367,7 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_
 		}
 	}
 	/* a change raced the listing: drop it and the entries it brought */
-	if (plus && fe->notifier && node_table_seq(&fe->nodes, ino) != seq) {
+	if (plus && fe->notifier && fe_seq(fe, ino) != seq) {
 		size_t i;
 
 		fe_notify_inode(fe, ino, false);

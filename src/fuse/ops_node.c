@@ -64,14 +64,14 @@ void fe_reply_entry(fuse_req_t req, const struct eddy_entry *e)
 
 void fe_recheck_entry(struct eddy_frontend *fe, uint64_t parent, const char *name, uint64_t seq)
 {
-	if (fe->notifier && node_table_seq(&fe->nodes, parent) != seq)
+	if (fe->notifier && fe_seq(fe, parent) != seq)
 		fe_notify_entry(fe, parent, name);
 }
 
 void fe_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct eddy_frontend *fe = fe_of(req);
-	uint64_t seq = node_table_seq(&fe->nodes, parent);
+	uint64_t seq = fe_seq(fe, parent);
 	struct eddy_entry e;
 	struct eddy_ctx c;
 	int err;
@@ -167,7 +167,7 @@ void fe_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, 
 	struct eddy_ctx c;
 	int err;
 
-	uint64_t seq = node_table_seq(&fe->nodes, parent);
+	uint64_t seq = fe_seq(fe, parent);
 
 	fe_ctx(req, &c, true);
 	err = fe->fs->ops->mknod(fe->fs, &c, parent, name, mode, rdev, &e);
@@ -186,7 +186,7 @@ void fe_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 	struct eddy_ctx c;
 	int err;
 
-	uint64_t seq = node_table_seq(&fe->nodes, parent);
+	uint64_t seq = fe_seq(fe, parent);
 
 	fe_ctx(req, &c, true);
 	err = fe->fs->ops->mkdir(fe->fs, &c, parent, name, mode, &e);
@@ -205,7 +205,7 @@ void fe_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char 
 	struct eddy_ctx c;
 	int err;
 
-	uint64_t seq = node_table_seq(&fe->nodes, parent);
+	uint64_t seq = fe_seq(fe, parent);
 
 	fe_ctx(req, &c, true);
 	err = fe->fs->ops->symlink(fe->fs, &c, link, parent, name, &e);
@@ -224,7 +224,7 @@ void fe_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
 	struct eddy_ctx c;
 	int err;
 
-	uint64_t seq = node_table_seq(&fe->nodes, newparent);
+	uint64_t seq = fe_seq(fe, newparent);
 
 	fe_ctx(req, &c, true);
 	err = fe->fs->ops->link(fe->fs, &c, ino, newparent, newname, &e);

@@ -83,6 +83,7 @@ struct dir_fs {
 	struct dir_watch *_Atomic watch; /* change detection, NULL if off */
 	pthread_mutex_t locks_lock;
 	struct lock_owner **locks; /* (ino, owner) -> fd holding OFD locks */
+	atomic_long nlock_owners;  /* entries in locks (release skips if 0) */
 	atomic_bool degraded;      /* change news lost: short timeouts */
 	atomic_long nresolve;      /* fd re-resolutions (cache misses) */
 	atomic_long nstale;        /* re-resolutions that found another object */

@@ -133,6 +133,7 @@ static int owner_fd(struct dir_fs *d, struct dir_file *f, uint64_t owner, pid_t 
 	}
 	o->next = *head;
 	*head = o;
+	atomic_fetch_add(&d->nlock_owners, 1);
 	pthread_mutex_unlock(&d->locks_lock);
 	return fd;
 }
@@ -224,6 +225,8 @@ void dir_locks_release_file(struct dir_fs *d, struct dir_file *f)
 	struct lock_owner *gone = NULL;
 	size_t i;
 
+	if (atomic_load(&d->nlock_owners) == 0)
+		return;         /* the common case: no lock was ever taken */
 	pthread_mutex_lock(&d->locks_lock);
 	for (i = 0; d->locks && i < LOCK_BUCKETS; i++) {
 		struct lock_owner **pp = &d->locks[i], *o;
@@ -233,6 +236,7 @@ void dir_locks_release_file(struct dir_fs *d, struct dir_file *f)
 				*pp = o->next;
 				o->next = gone;
 				gone = o;
+				atomic_fetch_sub(&d->nlock_owners, 1);
 			} else {
 				pp = &o->next;
 			}
@@ -258,6 +262,7 @@ int dir_flush_owner(struct eddy_fs *fs, struct eddy_file *ef, uint64_t owner)
 	for (; (o = *pp); pp = &o->next)
 		if (o->ino == ef->ino && o->owner == owner) {
 			*pp = o->next;
+			atomic_fetch_sub(&d->nlock_owners, 1);
 			break;
 		}
 	pthread_mutex_unlock(&d->locks_lock);
