@@ -24,6 +24,8 @@
 **     reach zero and no file is open on it.
 **   - Names given to an operation are single path components: never empty,
 **     never ".", "..", never containing '/'. The frontend guarantees it.
+**   - Backends use inode numbers below EDDY_LAYER_INO_BASE; layers mint
+**     their own (synthetic) inode numbers at or above it.
 */
 #ifndef EDDY_FS_H
 #define EDDY_FS_H
@@ -38,6 +40,7 @@
 
 #define EDDY_ROOT_INO 1
 #define EDDY_MAX_GROUPS 64
+#define EDDY_LAYER_INO_BASE (UINT64_C(1) << 62)
 
 struct eddy_fs;
 struct eddy_file;
@@ -68,6 +71,10 @@ struct eddy_open {
 	bool direct_io;                  /* bypass the page cache */
 	bool cache_readdir;              /* directories: cache the listing */
 	bool nonseekable;
+	bool may_block;                  /* read may return -EAGAIN meaning "not
+					  * yet": unless the file was opened
+					  * O_NONBLOCK the frontend parks the
+					  * read until events->ready(ino) */
 };
 
 /* Fields of setattr that are valid (same bits as FUSE_SET_ATTR_*). */
@@ -199,6 +206,12 @@ struct eddy_fs_ops {
 	int (*flock)(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file *f,
 		     uint64_t owner, int op);
 	int (*flush_owner)(struct eddy_fs *fs, struct eddy_file *f, uint64_t owner);
+
+	/* readiness: the poll(2) events (POLLIN, POLLOUT, ...) of F now. When
+	 * none of EVENTS is ready the implementation calls events->ready(ino)
+	 * once some may be. NULL: always readable and writable. */
+	int (*poll)(struct eddy_fs *fs, struct eddy_file *f, unsigned events,
+		    unsigned *revents);
 };
 
 /*
@@ -213,12 +226,20 @@ struct eddy_events {
 	/* News was lost (queue overflow, lost watch): assume anything changed. */
 	void (*everything_changed)(void *up);
 	void *up;
+	/* Files of inode INO may have become readable or writable (poll). */
+	void (*ready)(void *up, uint64_t ino);
 };
 
 /* The base of every filesystem object; implementations embed it first. */
 struct eddy_fs {
 	const struct eddy_fs_ops *ops;
+	unsigned flags;                  /* EDDY_FS_* */
 };
+
+/* The implementation checks no access rights itself (unlike the dir
+** backend, where the backing filesystem does): the frontend always mounts
+** with default_permissions so that the kernel checks them. */
+#define EDDY_FS_KERNEL_PERMISSIONS 1u
 
 /* The base of every open file or directory handle; embedded first. */
 struct eddy_file {
