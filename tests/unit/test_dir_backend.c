@@ -603,7 +603,7 @@ TEST(watch_reports_outside_changes_and_suppresses_own)
 	struct fixture fx;
 	struct dir_options o;
 	struct news n = { PTHREAD_MUTEX_INITIALIZER, "" };
-	struct eddy_events ev = { ev_changed, ev_deleted, ev_inode, ev_all, &n };
+	struct eddy_events ev = { ev_changed, ev_deleted, ev_inode, ev_all, &n, NULL };
 	struct eddy_entry sub;
 	char path[400], err[128], want[64];
 	uint64_t f;
