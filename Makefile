@@ -4,7 +4,7 @@
 # (scripts/test does the same after installing what is missing).
 CC      ?= cc
 VERSION := 0.1.0
-PKGS    := fuse3
+PKGS    := fuse3 inih
 CSTD    := -std=c17 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
@@ -19,9 +19,12 @@ CORE_SRC := src/fs.c src/util/log.c src/util/runtime.c \
 	src/backend/dir/dir.c src/backend/dir/dir_node.c src/backend/dir/dir_ns.c \
 	src/backend/dir/dir_file.c src/backend/dir/dir_readdir.c \
 	src/backend/dir/dir_xattr.c src/backend/dir/dir_creds.c \
-	src/backend/dir/dir_killpriv.c src/backend/dir/dir_watch.c src/backend/dir/dir_lock.c
+	src/backend/dir/dir_killpriv.c src/backend/dir/dir_watch.c src/backend/dir/dir_lock.c \
+	src/layer/queue/queue.c src/layer/queue/queue_ns.c src/layer/queue/queue_state.c \
+	src/layer/queue/queue_load.c src/layer/queue/queue_fate.c src/layer/queue/queue_quota.c \
+	src/layer/queue/queue_claim.c
 FUSE_SRC := src/fuse/session.c src/fuse/node_table.c src/fuse/ops_node.c \
-	src/fuse/ops_file.c src/fuse/control.c src/fuse/notify.c
+	src/fuse/ops_file.c src/fuse/control.c src/fuse/notify.c src/fuse/wait.c
 CLI_SRC  := src/cli/main.c src/cli/cmd_mount.c src/cli/cmd_umount.c \
 	src/cli/cmd_stats.c src/cli/mounts.c src/cli/options.c
 UNIT_SRC := tests/unit/unit_main.c tests/unit/test_dir_backend.c \

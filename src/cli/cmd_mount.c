@@ -23,6 +23,7 @@
 #include "../backend/dir/dir.h"
 #include "../fuse/frontend.h"
 #include "../util/log.h"
+#include "../layer/queue/queue.h"
 
 #define FUSE_SUPER_MAGIC 0x65735546
 
@@ -65,6 +66,14 @@ static const char mount_usage[] =
 	"  --writeback-cache  let the kernel buffer writes (faster small writes;\n"
 	"                   only for backing dirs nobody else writes)\n"
 	"                   [EDDYFS_WRITEBACK_CACHE=1]\n"
+	"  --queues[=MODE]  queue directories (eventfs semantics) [EDDYFS_QUEUES]\n"
+	"                   root (the default MODE): every top-level directory is\n"
+	"                     a message queue that dies with the process that\n"
+	"                     created it; the root holds nothing else\n"
+	"                   xattr: a directory given the user.eddyfs.queue\n"
+	"                     attribute becomes a (persistent) queue\n"
+	"  --queue-config F eventfs-style quota file (INI) for queues\n"
+	"                   [EDDYFS_QUEUE_CONFIG]\n"
 	"  -h, --help       show this help\n"
 	"\n"
 	"Refused with exit status 2, touching nothing: a missing or non-directory\n"
@@ -85,6 +94,9 @@ struct mount_args {
 	bool writeback;
 	bool local_locks;
 	bool posix_locks;
+	int queues;                /* 0 none, 1 root, 2 xattr */
+	const char *queue_config;
+	char queue_config_abs[PATH_MAX];
 	char backing[PATH_MAX];
 	char mountpoint[PATH_MAX];
 };
@@ -102,11 +114,13 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		{ "watch", required_argument, NULL, 'W' },
 		{ "writeback-cache", no_argument, NULL, 'B' },
 		{ "locks", required_argument, NULL, 'K' },
+		{ "queues", optional_argument, NULL, 'Q' },
+		{ "queue-config", required_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *threads = NULL, *f_log = NULL, *f_dir = NULL, *o = NULL, *id = NULL;
-	const char *coh = NULL, *watch = NULL, *locks = NULL;
+	const char *coh = NULL, *watch = NULL, *locks = NULL, *queues = NULL, *qcfg = NULL;
 	bool f_bg = false, f_debug = false, f_wb = false;
 	int c;
 
@@ -124,6 +138,8 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		case 'W': watch = optarg; break;
 		case 'B': f_wb = true; break;
 		case 'K': locks = optarg; break;
+		case 'Q': queues = optarg ? optarg : "root"; break;
+		case 'q': qcfg = optarg; break;
 		case 'o':
 			if (o) {
 				cli_error("-o given twice: put all FUSE options in one list");
@@ -191,6 +207,39 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 	a->posix_locks = locks && strcmp(locks, "posix") == 0;
 	if (!f_wb && cli_env_bool("EDDYFS_WRITEBACK_CACHE", &a->writeback) < 0)
 		return EXIT_USAGE;
+	if (!queues)
+		queues = getenv("EDDYFS_QUEUES");
+	if (queues && *queues && strcmp(queues, "0") != 0) {
+		if (strcmp(queues, "root") == 0 || strcmp(queues, "1") == 0) {
+			a->queues = 1;
+		} else if (strcmp(queues, "xattr") == 0) {
+			a->queues = 2;
+		} else {
+			cli_error("--queues=%s: use root or xattr", queues);
+			return EXIT_USAGE;
+		}
+	}
+	a->queue_config = qcfg ? qcfg : getenv("EDDYFS_QUEUE_CONFIG");
+	if (a->queue_config && !*a->queue_config)
+		a->queue_config = NULL;
+	if (a->queue_config && !a->queues) {
+		cli_error("--queue-config needs --queues");
+		return EXIT_USAGE;
+	}
+	if (a->queue_config) {
+		char err[512];
+
+		if (cli_abspath(a->queue_config, a->queue_config_abs,
+				sizeof(a->queue_config_abs)) < 0) {
+			cli_error("--queue-config: path too long");
+			return EXIT_USAGE;
+		}
+		a->queue_config = a->queue_config_abs;
+		if (queue_config_check(a->queue_config, err, sizeof(err)) < 0) {
+			cli_error("queue config: %s", err);
+			return EXIT_USAGE;
+		}
+	}
 	if (!threads)
 		threads = getenv("EDDYFS_THREADS");
 	a->threads = 16;
@@ -422,6 +471,24 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 		else
 			cli_error("%s", err);
 		return 1;
+	}
+	if (a->queues) {
+		struct queue_options qo = { .root_queues = a->queues == 1,
+					    .config = a->queue_config };
+		struct eddy_fs *qfs;
+
+		if (queue_fs_open(fs, &qo, &qfs, err, sizeof(err)) < 0) {
+			fs->ops->destroy(fs);
+			eddy_log_write(&log, EDDY_LOG_ERROR, "%s", err);
+			if (ready_fd >= 0)
+				dprintf(ready_fd, "error: %s\n", err);
+			else
+				cli_error("%s", err);
+			return 1;
+		}
+		fs = qfs;
+		/* Reaped queues and pops reach the kernel through the notifier. */
+		fo.notify = true;
 	}
 	fo.mountpoint = a->mountpoint;
 	fo.fsname = a->backing;

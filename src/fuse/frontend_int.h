@@ -26,6 +26,7 @@ struct eddy_frontend {
 	bool kernel_permissions;   /* default_permissions: the kernel checks */
 	atomic_long nerrors;
 	struct fe_notifier *notifier;  /* NULL: no change news */
+	struct fe_waits *waits;        /* NULL: the implementation has no poll */
 	struct eddy_events events;     /* what the implementation calls up */
 	atomic_bool watching;
 	bool locks;                    /* lock requests go to the implementation */
@@ -116,6 +117,21 @@ void fe_notifier_free(struct fe_notifier *n);
 void fe_notifier_report(struct fe_notifier *n, eddy_stat_fn fn, void *arg);
 void fe_notify_entry(struct eddy_frontend *fe, uint64_t parent, const char *name);
 void fe_notify_inode(struct eddy_frontend *fe, uint64_t ino, bool attr_only);
+
+/* wait.c: parked reads and poll handles, woken by events->ready. */
+struct fe_waits;
+struct fe_waits *fe_waits_new(struct eddy_frontend *fe);
+void fe_waits_start(struct fe_waits *ws);
+void fe_waits_stop(struct fe_waits *ws);
+void fe_waits_free(struct fe_waits *ws);
+void fe_waits_report(struct fe_waits *ws, eddy_stat_fn fn, void *arg);
+void fe_waits_ready(struct fe_waits *ws, uint64_t ino);
+bool fe_waits_read(struct fe_waits *ws, fuse_req_t req, uint64_t ino, size_t size, off_t off,
+		   struct fuse_file_info *fi);
+void fe_waits_poll(struct fe_waits *ws, fuse_req_t req, uint64_t ino, struct fuse_file_info *fi,
+		   struct fuse_pollhandle *ph);
+void fe_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+	     struct fuse_pollhandle *ph);
 
 /* control.c: the control socket (stats now; chaos control later). */
 struct fe_control;

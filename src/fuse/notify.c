@@ -319,6 +319,13 @@ static void ev_everything_changed(void *up)
 	pthread_mutex_unlock(&n->lock);
 }
 
+static void ev_ready(void *up, uint64_t ino)
+{
+	struct fe_notifier *n = up;
+
+	fe_waits_ready(n->fe->waits, ino);
+}
+
 /* Another invalidation of PARENT/NAME, for a reply that may have raced a
 ** change (the lookup/invalidate race; see fe_reply_entry). */
 void fe_notify_entry(struct eddy_frontend *fe, uint64_t parent, const char *name)
@@ -358,6 +365,7 @@ void fe_notifier_events(struct fe_notifier *n, struct eddy_events *ev)
 	ev->entry_deleted = ev_entry_deleted;
 	ev->inode_changed = ev_inode_changed;
 	ev->everything_changed = ev_everything_changed;
+	ev->ready = ev_ready;
 	ev->up = n;
 }
 

@@ -107,7 +107,11 @@ void fe_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 	char *buf = malloc(size ? size : 1);
 	ssize_t n;
 
-	(void)ino;
+	if (fe->waits) {
+		free(buf);
+		fe_waits_read(fe->waits, req, ino, size, off, fi);
+		return;
+	}
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -161,6 +165,21 @@ void fe_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	(void)ino;
 	fe->fs->ops->release(fe->fs, fe_file(fi));
 	fuse_reply_err(req, 0);
+}
+
+void fe_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+	     struct fuse_pollhandle *ph)
+{
+	struct eddy_frontend *fe = fe_of(req);
+
+	if (!fe->fs->ops->poll) {
+		/* ENOSYS: the kernel stops asking and reports "always ready". */
+		if (ph)
+			fuse_pollhandle_destroy(ph);
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	fe_waits_poll(fe->waits, req, ino, fi, ph);
 }
 
 void fe_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)

@@ -84,6 +84,7 @@ static void fe_init(void *userdata, struct fuse_conn_info *conn)
 	eddy_log_write(fe->log, EDDY_LOG_INFO, "INIT: protocol 7.%u, want 0x%x, max_write %u",
 		       conn->proto_minor, conn->want, conn->max_write);
 	/* The connection is up: notifications can flow, changes be watched. */
+	fe_waits_start(fe->waits);
 	if (fe->notifier) {
 		fe_notifier_start(fe->notifier);
 		if (fe->fs->ops->watch_start) {
@@ -105,6 +106,7 @@ static void stop_news(struct eddy_frontend *fe)
 	if (atomic_exchange(&fe->watching, false) && fe->fs->ops->watch_stop)
 		fe->fs->ops->watch_stop(fe->fs);
 	fe_notifier_stop(fe->notifier);
+	fe_waits_stop(fe->waits);
 }
 
 static const struct fuse_lowlevel_ops fe_ops = {
@@ -118,6 +120,7 @@ static const struct fuse_lowlevel_ops fe_ops = {
 	.mknod = fe_mknod,
 	.mkdir = fe_mkdir,
 	.unlink = fe_unlink,
+	.poll = fe_poll,
 	.rmdir = fe_rmdir,
 	.symlink = fe_symlink,
 	.rename = fe_rename,
@@ -263,8 +266,9 @@ static struct fuse_session *new_session(struct eddy_frontend *fe, const struct e
 		goto out;
 	/* With allow_other the kernel must check permissions, as on a local
 	 * filesystem: the daemon itself may act as root. */
-	if (o->fuse_opts && has_opt(o->fuse_opts, "allow_other") &&
-	    !has_opt(o->fuse_opts, "default_permissions") &&
+	if (((fe->fs && (fe->fs->flags & EDDY_FS_KERNEL_PERMISSIONS)) ||
+	     (o->fuse_opts && has_opt(o->fuse_opts, "allow_other"))) &&
+	    !(o->fuse_opts && has_opt(o->fuse_opts, "default_permissions")) &&
 	    fuse_opt_add_opt(&mine, "default_permissions") < 0)
 		goto out;
 	if (fuse_opt_add_arg(&args, "-o") < 0 || fuse_opt_add_arg(&args, mine) < 0)
@@ -316,10 +320,16 @@ int eddy_frontend_run(struct eddy_fs *fs, const struct eddy_frontend_opts *o)
 	fe.locks = o->shared_locks && fs->ops->setlk && fs->ops->getlk && fs->ops->flock &&
 		   fs->ops->flush_owner;
 	fe.posix_close = o->posix_close;
-	fe.kernel_permissions = o->fuse_opts && (has_opt(o->fuse_opts, "allow_other") ||
-						 has_opt(o->fuse_opts, "default_permissions"));
+	fe.kernel_permissions = (fs->flags & EDDY_FS_KERNEL_PERMISSIONS) ||
+				(o->fuse_opts && (has_opt(o->fuse_opts, "allow_other") ||
+						  has_opt(o->fuse_opts, "default_permissions")));
 	if (node_table_init(&fe.nodes) < 0) {
 		notify_ready(o->ready_fd, "error: out of memory\n");
+		return 1;
+	}
+	if (fs->ops->poll && !(fe.waits = fe_waits_new(&fe))) {
+		notify_ready(o->ready_fd, "error: out of memory\n");
+		node_table_free(&fe.nodes);
 		return 1;
 	}
 	if (o->notify) {
@@ -335,6 +345,7 @@ int eddy_frontend_run(struct eddy_fs *fs, const struct eddy_frontend_opts *o)
 	if (!fe.se) {
 		notify_ready(o->ready_fd, "error: invalid FUSE options (see the log)\n");
 		fe_notifier_free(fe.notifier);
+	fe_waits_free(fe.waits);
 		node_table_free(&fe.nodes);
 		return 1;
 	}
@@ -342,6 +353,7 @@ int eddy_frontend_run(struct eddy_fs *fs, const struct eddy_frontend_opts *o)
 		notify_ready(o->ready_fd, "error: mounting failed (see the log)\n");
 		fuse_session_destroy(fe.se);
 		fe_notifier_free(fe.notifier);
+	fe_waits_free(fe.waits);
 		node_table_free(&fe.nodes);
 		return 1;
 	}
@@ -386,6 +398,7 @@ int eddy_frontend_run(struct eddy_fs *fs, const struct eddy_frontend_opts *o)
 	fuse_session_unmount(fe.se);
 	fuse_session_destroy(fe.se);
 	fe_notifier_free(fe.notifier);
+	fe_waits_free(fe.waits);
 	node_table_free(&fe.nodes);
 	eddy_log_write(fe.log, EDDY_LOG_INFO, "unmounted %s", o->mountpoint);
 	libfuse_log = NULL;
