@@ -36,12 +36,15 @@ enum nk {
 	NK_ATTR,        /* inode attributes only */
 	NK_DATA,        /* inode attributes and cached data / listing */
 	NK_ENTRY,       /* one directory entry */
+	NK_DELETE,      /* one directory entry, removed: the kernel tells
+			 * inotify watchers (IN_DELETE, IN_DELETE_SELF) */
 };
 
 struct note {
 	enum nk kind;
 	uint64_t ino;           /* inode, or the parent for NK_ENTRY */
-	char *name;             /* NK_ENTRY only */
+	char *name;             /* NK_ENTRY and NK_DELETE only */
+	uint64_t child;         /* NK_DELETE: the inode removed */
 	size_t hash;
 	struct note *next_hash; /* chain in the coalescing table */
 	struct note *next;      /* FIFO order */
@@ -72,7 +75,7 @@ static size_t note_hash(int group, uint64_t ino, const char *name)
 
 static int group_of(enum nk k)
 {
-	return k == NK_ENTRY ? 1 : 0;
+	return k == NK_ENTRY || k == NK_DELETE ? 1 : 0;
 }
 
 static struct note *find_note(struct fe_notifier *n, size_t h, int group, uint64_t ino,
@@ -87,7 +90,8 @@ static struct note *find_note(struct fe_notifier *n, size_t h, int group, uint64
 	return NULL;
 }
 
-static void push(struct fe_notifier *n, enum nk kind, uint64_t ino, const char *name)
+static void push_child(struct fe_notifier *n, enum nk kind, uint64_t ino, const char *name,
+		       uint64_t child)
 {
 	int group = group_of(kind);
 	size_t h = note_hash(group, ino, name);
@@ -104,6 +108,8 @@ static void push(struct fe_notifier *n, enum nk kind, uint64_t ino, const char *
 	} else if ((p = find_note(n, h, group, ino, name))) {
 		if (kind > p->kind)
 			p->kind = kind;
+		if (kind == NK_DELETE)
+			p->child = child;
 		n->coalesced++;
 	} else if (n->len >= NQ_CAP || !(p = calloc(1, sizeof(*p))) ||
 		   (name && !(p->name = strdup(name)))) {
@@ -114,6 +120,7 @@ static void push(struct fe_notifier *n, enum nk kind, uint64_t ino, const char *
 	} else {
 		p->kind = kind;
 		p->ino = ino;
+		p->child = child;
 		p->hash = h;
 		p->next_hash = n->table[h % NQ_CAP];
 		n->table[h % NQ_CAP] = p;
@@ -126,6 +133,11 @@ static void push(struct fe_notifier *n, enum nk kind, uint64_t ino, const char *
 	}
 	pthread_cond_signal(&n->cond);
 	pthread_mutex_unlock(&n->lock);
+}
+
+static void push(struct fe_notifier *n, enum nk kind, uint64_t ino, const char *name)
+{
+	push_child(n, kind, ino, name, 0);
 }
 
 /* Takes the oldest note off the queue; caller holds the lock. */
@@ -192,7 +204,14 @@ static void send_note(struct fe_notifier *n, const struct note *p)
 		pthread_mutex_unlock(&n->lock);
 		return;
 	}
-	if (p->kind == NK_ENTRY)
+	if (p->kind == NK_DELETE && node_table_known(&fe->nodes, p->child)) {
+		r = fuse_lowlevel_notify_delete(fe->se, p->ino, p->child, p->name,
+						strlen(p->name));
+		/* A directory with cached children: drop the subtree instead. */
+		if (r == -ENOTEMPTY)
+			r = fuse_lowlevel_notify_inval_entry(fe->se, p->ino, p->name,
+							     strlen(p->name));
+	} else if (p->kind == NK_ENTRY || p->kind == NK_DELETE)
 		r = fuse_lowlevel_notify_inval_entry(fe->se, p->ino, p->name, strlen(p->name));
 	else
 		r = fuse_lowlevel_notify_inval_inode(fe->se, p->ino, p->kind == NK_DATA ? 0 : -1, 0);
@@ -293,7 +312,7 @@ static void ev_entry_deleted(void *up, uint64_t parent, const char *name, uint64
 	struct fe_notifier *n = up;
 
 	node_table_bump(&n->fe->nodes, parent);
-	push(n, NK_ENTRY, parent, name);
+	push_child(n, child ? NK_DELETE : NK_ENTRY, parent, name, child);
 	push(n, NK_DATA, parent, NULL);
 	if (child)
 		push(n, NK_ATTR, child, NULL);

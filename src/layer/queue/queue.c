@@ -476,6 +476,8 @@ static int q_readdir(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_f
 		struct qdent *x = &d->v[i];
 		struct eddy_entry *e = plus ? &x->e : NULL;
 
+		if (e)
+			e->entry_timeout = 0;      /* see qns_uncache_name */
 		if (fill(buf, x->name, &x->st, e, i + 1))
 			break;
 		if (plus)
@@ -847,7 +849,7 @@ static int load_root(struct qfs *q, char *err, size_t errlen)
 		if (dead)
 			qfate_reap(q, v[i].ino);
 	}
-	qload_children_free(v, n);
+	qload_children_free(q, v, n);
 	return 0;
 }
 

@@ -135,9 +135,23 @@ static int claim_one(struct qfs *q, uint64_t qino, bool first, size_t room, char
 	pthread_mutex_unlock(&q->lock);
 	if (!name)
 		return 0;
-	/* The header's size is known only after reading: reserve room. */
+	/* The header's size is known only after reading: reserve room. The
+	 * message is looked up (pinned) by name for as long as it is read. */
 	hlen = sizeof(hdr);
-	r = slurp(q, ino, hlen + strlen(name), &buf, &len);
+	{
+		struct eddy_entry e;
+		struct eddy_ctx self;
+		int lr;
+
+		eddy_ctx_self(&self);
+		lr = q->inner->ops->lookup(q->inner, &self, qino, name, &e);
+		if (lr == 0 && e.ino == ino)
+			r = slurp(q, ino, hlen + strlen(name), &buf, &len);
+		else
+			r = lr < 0 ? lr : -ENOENT;
+		if (lr == 0 && e.ino)
+			q->inner->ops->forget(q->inner, e.ino, 1);
+	}
 	if (r == 0)
 		r = qns_unlink_inner(q, qino, name);
 	pthread_mutex_lock(&q->lock);

@@ -172,7 +172,7 @@ static int remove_tree(struct qfs *q, uint64_t parent, const char *name, uint64_
 			if (r == 0 && !S_ISDIR(v[i].st.st_mode))
 				qns_up_deleted(q, ino, v[i].name, v[i].ino);
 		}
-		qload_children_free(v, n);
+		qload_children_free(q, v, n);
 		r = in->ops->rmdir(in, &self, parent, name);
 	} while (r == -ENOTEMPTY && ++tries < 100);
 	if (r == 0)
@@ -197,7 +197,22 @@ void qfate_reap(struct qfs *q, uint64_t qino)
 	parent = qu->parent;
 	name = strdup(qu->name);
 	pthread_mutex_unlock(&q->lock);
-	r = name ? remove_tree(q, parent, name, qino) : -ENOMEM;
+	r = -ENOMEM;
+	if (name) {
+		/* Pin the directory: an inner inode number is only valid while
+		 * referenced. A different inode under the name is not ours. */
+		struct eddy_entry e;
+		struct eddy_ctx self;
+
+		eddy_ctx_self(&self);
+		r = q->inner->ops->lookup(q->inner, &self, parent, name, &e);
+		if (r == 0 && !e.ino)
+			r = -ENOENT;
+		if (r == 0) {
+			r = e.ino == qino ? remove_tree(q, parent, name, qino) : -ENOENT;
+			q->inner->ops->forget(q->inner, e.ino, 1);
+		}
+	}
 	pthread_mutex_lock(&q->lock);
 	qu = queue_find(q, qino);
 	if (qu) {

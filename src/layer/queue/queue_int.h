@@ -88,6 +88,9 @@ struct qinode {                    /* a message inode, for quotas/claim */
 	unsigned links;            /* queue entries naming it */
 	unsigned writers;          /* open for writing */
 	uint64_t qino;             /* the queue it arrived in (readiness) */
+	bool pinned;               /* holds one inner reference: an inner
+				    * inode number stays valid only while
+				    * referenced */
 	struct qinode *next_hash;
 };
 
@@ -194,9 +197,10 @@ struct qchild {
 	uint64_t ino;
 	struct stat st;
 };
-/* Children of inner directory INO with inode and attributes (no lock). */
+/* Children of inner directory INO with inode and attributes (no lock);
+** each child inode is referenced until qload_children_free. */
 int qload_children(struct qfs *q, uint64_t ino, struct qchild **v, size_t *n);
-void qload_children_free(struct qchild *v, size_t n);
+void qload_children_free(struct qfs *q, struct qchild *v, size_t n);
 /* Loads the queue at PARENT/NAME (inode INO) from the inner filesystem if it
 ** is one; lock NOT held. Returns the queue, NULL if INO is no queue. */
 struct queue *queue_load(struct qfs *q, uint64_t parent, const char *name, uint64_t ino,
@@ -238,8 +242,9 @@ int qns_create(struct qfs *q, const struct eddy_ctx *c, uint64_t parent, const c
 	       mode_t mode, int flags, struct eddy_entry *out, struct eddy_file **fp,
 	       struct eddy_open *how, bool *writer_counted);
 bool qns_arrived(struct qfs *q, uint64_t qino, const char *name, uint64_t ino,
-		 const struct stat *st, bool charged, bool writer);
+		 const struct stat *st, bool charged, bool writer, bool pinned);
 void qns_departed(struct qfs *q, struct queue *qu, struct qmsg *m);
+void qns_uncache_name(struct qfs *q, uint64_t parent, struct eddy_entry *e);
 /* The current head (HEAD) or tail inode of QU, NULL if empty; lock held. */
 struct qsynth *qns_current_end(struct qfs *q, struct queue *qu, bool head);
 /* A directory the kernel learnt of: load it if it is a queue (no lock). */

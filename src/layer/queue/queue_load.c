@@ -52,7 +52,8 @@ static int collect_fill(void *buf, const char *name, const struct stat *st,
 }
 
 /* Lists directory INO of the inner filesystem with each child's inode and
-** attributes (references taken by lookup are returned at once). */
+** attributes; each child's inode carries one reference (an inner inode
+** number is only valid while referenced) until qload_children_free. */
 static int list_children(struct qfs *q, uint64_t ino, struct collect *c)
 {
 	struct eddy_fs *in = q->inner;
@@ -79,7 +80,6 @@ static int list_children(struct qfs *q, uint64_t ino, struct collect *c)
 		}
 		c->v[i].ino = e.ino;
 		c->v[i].st = e.attr;
-		in->ops->forget(in, e.ino, 1);
 		c->v[j++] = c->v[i];
 	}
 	if (r >= 0)
@@ -87,9 +87,9 @@ static int list_children(struct qfs *q, uint64_t ino, struct collect *c)
 	return r;
 }
 
-static void collect_free(struct collect *c)
+static void collect_free(struct qfs *q, struct collect *c)
 {
-	qload_children_free(c->v, c->len);
+	qload_children_free(q, c->v, c->len);
 }
 
 int qload_children(struct qfs *q, uint64_t ino, struct qchild **v, size_t *n)
@@ -98,7 +98,7 @@ int qload_children(struct qfs *q, uint64_t ino, struct qchild **v, size_t *n)
 	int r = list_children(q, ino, &c);
 
 	if (r < 0) {
-		collect_free(&c);
+		collect_free(q, &c);
 		return r;
 	}
 	*v = c.v;
@@ -106,10 +106,13 @@ int qload_children(struct qfs *q, uint64_t ino, struct qchild **v, size_t *n)
 	return 0;
 }
 
-void qload_children_free(struct qchild *v, size_t n)
+void qload_children_free(struct qfs *q, struct qchild *v, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].ino)
+			q->inner->ops->forget(q->inner, v[i].ino, 1);
 		free(v[i].name);
+	}
 	free(v);
 }
 
@@ -163,7 +166,7 @@ struct queue *queue_load(struct qfs *q, uint64_t parent, const char *name, uint6
 	if (r == 0)
 		r = list_children(q, ino, &c);
 	if (r < 0) {
-		collect_free(&c);
+		collect_free(q, &c);
 		*err = r;
 		return NULL;
 	}
@@ -180,13 +183,13 @@ struct queue *queue_load(struct qfs *q, uint64_t parent, const char *name, uint6
 	qu = queue_find(q, ino);
 	if (qu) {                       /* loaded by another thread meanwhile */
 		pthread_mutex_unlock(&q->lock);
-		collect_free(&c);
+		collect_free(q, &c);
 		return qu;
 	}
 	qu = queue_add(q, ino, parent, name);
 	if (!qu) {
 		pthread_mutex_unlock(&q->lock);
-		collect_free(&c);
+		collect_free(q, &c);
 		*err = -ENOMEM;
 		return NULL;
 	}
@@ -208,6 +211,8 @@ struct queue *queue_load(struct qfs *q, uint64_t parent, const char *name, uint6
 			continue;
 		}
 		if (qi->links == 1) {
+			qi->pinned = true;         /* keeps the listing's reference */
+			c.v[i].ino = 0;
 			qquota_charge(q, qi->uid, qi->gid, 0, 1, c.v[i].st.st_size, true);
 			qi->charged = c.v[i].st.st_size;
 		}
@@ -217,7 +222,7 @@ struct queue *queue_load(struct qfs *q, uint64_t parent, const char *name, uint6
 	if (owner[0] && !qfate_rebind(q, qu, owner))
 		qu->creator_dead = true;
 	pthread_mutex_unlock(&q->lock);
-	collect_free(&c);
+	collect_free(q, &c);
 	return qu;
 }
 

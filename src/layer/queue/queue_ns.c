@@ -140,6 +140,20 @@ void qns_note_dir(struct qfs *q, uint64_t parent, const char *name, uint64_t ino
 		queue_load(q, parent, name, ino, &err);
 }
 
+/* Names in a queue are never cached: a pop through head or a claim removes
+** a message under another name, and the invalidation the notifier sends
+** for it is asynchronous. */
+void qns_uncache_name(struct qfs *q, uint64_t parent, struct eddy_entry *e)
+{
+	bool isq;
+
+	pthread_mutex_lock(&q->lock);
+	isq = queue_find(q, parent) != NULL;
+	pthread_mutex_unlock(&q->lock);
+	if (isq && e->ino)
+		e->entry_timeout = 0;
+}
+
 static int q_lookup(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent,
 		    const char *name, struct eddy_entry *out)
 {
@@ -166,6 +180,8 @@ static int q_lookup(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t paren
 	r = q->inner->ops->lookup(q->inner, c, parent, name, out);
 	if (r == 0 && out->ino && S_ISDIR(out->attr.st_mode))
 		qns_note_dir(q, parent, name, out->ino);
+	else if (r == 0 && qu)
+		qns_uncache_name(q, parent, out);
 	return r;
 }
 
@@ -245,7 +261,7 @@ static void admit_undo(struct qfs *q, uint64_t qino, uid_t uid, gid_t gid, bool 
 /* After the inner create/mknod/link of NAME (inode INO, attributes ST) in
 ** queue QINO: append it and wake claimers. WRITER: an open file writes it. */
 bool qns_arrived(struct qfs *q, uint64_t qino, const char *name, uint64_t ino,
-		 const struct stat *st, bool charged, bool writer)
+		 const struct stat *st, bool charged, bool writer, bool pinned)
 {
 	bool counted = false;
 
@@ -265,14 +281,19 @@ bool qns_arrived(struct qfs *q, uint64_t qino, const char *name, uint64_t ino,
 			qi->writers++;
 			counted = true;
 		}
+		if (pinned)
+			q->inner->ops->forget(q->inner, ino, 1);
 		pthread_mutex_unlock(&q->lock);
 		return counted;
 	}
 	qi = qinode_find(q, ino);
 	if (qi) {
 		qi->links++;
+		if (pinned)
+			q->inner->ops->forget(q->inner, ino, 1);
 	} else if ((qi = qinode_get(q, ino, st->st_uid, st->st_gid))) {
 		qi->qino = qino;
+		qi->pinned = pinned;
 		if (!charged)          /* linked in from outside any queue */
 			qquota_charge(q, qi->uid, qi->gid, 0, 1, 0, true);
 		qquota_charge(q, qi->uid, qi->gid, 0, 0, st->st_size, true);
@@ -282,6 +303,8 @@ bool qns_arrived(struct qfs *q, uint64_t qino, const char *name, uint64_t ino,
 		qi->writers++;
 		counted = true;
 	}
+	if (!qi && pinned)
+		q->inner->ops->forget(q->inner, ino, 1);
 	if (!queue_msg_append(qu, ino, name) && qi) {
 		if (counted)
 			qi->writers--;
@@ -292,6 +315,21 @@ bool qns_arrived(struct qfs *q, uint64_t qino, const char *name, uint64_t ino,
 	pthread_mutex_unlock(&q->lock);
 	qns_up_ready(q, claim);
 	return counted;
+}
+
+/* One more inner reference on PARENT/NAME (inode INO) for the layer. */
+static bool pin(struct qfs *q, uint64_t parent, const char *name, uint64_t ino)
+{
+	struct eddy_entry e;
+	struct eddy_ctx self;
+
+	eddy_ctx_self(&self);
+	if (q->inner->ops->lookup(q->inner, &self, parent, name, &e) < 0 || !e.ino)
+		return false;
+	if (e.ino == ino)
+		return true;
+	q->inner->ops->forget(q->inner, e.ino, 1);
+	return false;
 }
 
 static bool root_only_dirs(struct qfs *q, uint64_t parent)
@@ -324,11 +362,14 @@ static int q_mknod(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent
 			return r;
 	}
 	r = q->inner->ops->mknod(q->inner, c, parent, name, mode, rdev, out);
+	if (r == 0)
+		qns_uncache_name(q, parent, out);
 	if (a == 0) {
 		if (r < 0)
 			admit_undo(q, parent, c->uid, c->gid, charged);
 		else
-			qns_arrived(q, parent, name, out->ino, &out->attr, charged, false);
+			qns_arrived(q, parent, name, out->ino, &out->attr, charged, false,
+				    pin(q, parent, name, out->ino));
 	}
 	return r;
 }
@@ -361,14 +402,18 @@ int qns_create(struct qfs *q, const struct eddy_ctx *c, uint64_t parent, const c
 	if (a < 0)
 		return a;
 	r = q->inner->ops->create(q->inner, c, parent, name, mode, flags, out, fp, how);
+	if (r == 0 && a != 1)
+		out->entry_timeout = 0;
 	if (a == 0) {
 		if (r < 0)
 			admit_undo(q, parent, c->uid, c->gid, charged);
 		else
 			*writer_counted = qns_arrived(q, parent, name, out->ino, &out->attr,
-						      charged, writer);
+						      charged, writer,
+						      pin(q, parent, name, out->ino));
 	} else if (a == 2 && r == 0 && writer) {
-		*writer_counted = qns_arrived(q, parent, name, out->ino, &out->attr, false, true);
+		*writer_counted = qns_arrived(q, parent, name, out->ino, &out->attr, false, true,
+					      false);
 	}
 	return r;
 }
@@ -449,7 +494,10 @@ static int q_symlink(struct eddy_fs *fs, const struct eddy_ctx *c, const char *t
 	pthread_mutex_unlock(&q->lock);
 	if (r)
 		return r;
-	return q->inner->ops->symlink(q->inner, c, target, parent, name, out);
+	r = q->inner->ops->symlink(q->inner, c, target, parent, name, out);
+	if (r == 0 && qu)
+		out->entry_timeout = 0;
+	return r;
 }
 
 static int q_link(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino,
@@ -483,11 +531,14 @@ static int q_link(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino,
 			return r;
 	}
 	r = q->inner->ops->link(q->inner, c, ino, newparent, newname, out);
+	if (r == 0)
+		qns_uncache_name(q, newparent, out);
 	if (a == 0) {
 		if (r < 0)
 			admit_undo(q, newparent, st.st_uid, st.st_gid, charged);
 		else
-			qns_arrived(q, newparent, newname, out->ino, &out->attr, charged, false);
+			qns_arrived(q, newparent, newname, out->ino, &out->attr, charged, false,
+				    pin(q, newparent, newname, out->ino));
 	}
 	return r;
 }

@@ -411,6 +411,8 @@ void qinode_put_link(struct qfs *q, struct qinode *qi)
 	if (qi->writers)
 		return;           /* freed by the last writer's release */
 	qquota_uncharge_inode(q, qi);
+	if (qi->pinned)
+		q->inner->ops->forget(q->inner, qi->ino, 1);
 	pp = &q->inodes[hash64(qi->ino) % q->ninode_buckets];
 	while (*pp && *pp != qi)
 		pp = &(*pp)->next_hash;
@@ -491,6 +493,8 @@ void qstate_free(struct qfs *q)
 			struct qinode *qi = q->inodes[i];
 
 			q->inodes[i] = qi->next_hash;
+			if (qi->pinned)
+				q->inner->ops->forget(q->inner, qi->ino, 1);
 			free(qi);
 		}
 	for (size_t i = 0; q->usage && i < q->nusage_buckets; i++)
