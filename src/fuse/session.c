@@ -262,9 +262,11 @@ static struct fuse_session *new_session(struct eddy_frontend *fe, const struct e
 	    fuse_opt_add_opt(&mine, "subtype=eddyfs") < 0)
 		goto out;
 	/* With allow_other the kernel must check permissions, as on a local
-	 * filesystem: the daemon itself may act as root. */
-	if (o->fuse_opts && has_opt(o->fuse_opts, "allow_other") &&
-	    !has_opt(o->fuse_opts, "default_permissions") &&
+	 * filesystem: the daemon itself may act as root. An implementation
+	 * that checks no rights at all always needs the kernel to. */
+	if (((o->fuse_opts && has_opt(o->fuse_opts, "allow_other")) ||
+	     (fe->fs && (fe->fs->flags & EDDY_FS_KERNEL_PERMISSIONS))) &&
+	    !(o->fuse_opts && has_opt(o->fuse_opts, "default_permissions")) &&
 	    fuse_opt_add_opt(&mine, "default_permissions") < 0)
 		goto out;
 	if (fuse_opt_add_arg(&args, "-o") < 0 || fuse_opt_add_arg(&args, mine) < 0)
@@ -316,8 +318,9 @@ int eddy_frontend_run(struct eddy_fs *fs, const struct eddy_frontend_opts *o)
 	fe.locks = o->shared_locks && fs->ops->setlk && fs->ops->getlk && fs->ops->flock &&
 		   fs->ops->flush_owner;
 	fe.posix_close = o->posix_close;
-	fe.kernel_permissions = o->fuse_opts && (has_opt(o->fuse_opts, "allow_other") ||
-						 has_opt(o->fuse_opts, "default_permissions"));
+	fe.kernel_permissions = (fs->flags & EDDY_FS_KERNEL_PERMISSIONS) ||
+				(o->fuse_opts && (has_opt(o->fuse_opts, "allow_other") ||
+						  has_opt(o->fuse_opts, "default_permissions")));
 	if (node_table_init(&fe.nodes) < 0) {
 		notify_ready(o->ready_fd, "error: out of memory\n");
 		return 1;
