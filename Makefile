@@ -29,7 +29,8 @@ FUSE_SRC := src/fuse/session.c src/fuse/node_table.c src/fuse/ops_node.c \
 CLI_SRC  := src/cli/main.c src/cli/cmd_mount.c src/cli/cmd_umount.c \
 	src/cli/cmd_stats.c src/cli/mounts.c src/cli/options.c
 UNIT_SRC := tests/unit/unit_main.c tests/unit/test_dir_backend.c \
-	tests/unit/test_node_table.c src/fuse/node_table.c
+	tests/unit/test_node_table.c src/fuse/node_table.c \
+	tests/unit/test_mem_backend.c tests/unit/test_mem_attrs.c tests/unit/test_mem_stress.c
 
 B ?= build
 OBJ = $(addprefix $(B)/obj/,$(1:.c=.o))

@@ -88,20 +88,21 @@ int mem_options_parse(const char *params, struct mem_options *o, char *err, size
 		uint64_t v;
 
 		klen = eq ? (size_t)(eq - p) : len;
+		if ((klen != 4 || strncmp(p, "size", 4) != 0) &&
+		    (klen != 6 || strncmp(p, "inodes", 6) != 0)) {
+			snprintf(err, errlen, "mem: unknown parameter '%.*s' (use size=, inodes=)",
+				 (int)klen, p);
+			return -EINVAL;
+		}
 		if (!eq || !parse_size(eq + 1, len - klen - 1, &v)) {
 			snprintf(err, errlen, "mem: bad parameter '%.*s' (use size=N[K|M|G|T], "
 				 "inodes=N[K|M|G])", (int)len, p);
 			return -EINVAL;
 		}
-		if (klen == 4 && strncmp(p, "size", 4) == 0) {
+		if (klen == 4)
 			o->max_bytes = v;
-		} else if (klen == 6 && strncmp(p, "inodes", 6) == 0) {
+		else
 			o->max_inodes = v;
-		} else {
-			snprintf(err, errlen, "mem: unknown parameter '%.*s' (use size=, inodes=)",
-				 (int)klen, p);
-			return -EINVAL;
-		}
 		p += len;
 		if (*p == ',' && !*++p) {
 			snprintf(err, errlen, "mem: empty parameter after ','");

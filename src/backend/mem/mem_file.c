@@ -349,7 +349,9 @@ static uint64_t copy_need(const struct mem_pages *src, uint64_t soff, uint64_t d
 }
 
 /* Copies the data of [soff, soff+n) of SRC to DOFF of DST, whose range
-** has been zeroed: only the source's present pages are visited. */
+** has been zeroed: only the source's present pages are visited, and only
+** the destination pages that receive non-zero bytes are written (a copy
+** stays as sparse as its source). */
 static int copy_pages(struct mem_pages *dst, const struct mem_pages *src, uint64_t soff,
 		      uint64_t doff, uint64_t n)
 {
@@ -364,11 +366,18 @@ static int copy_pages(struct mem_pages *dst, const struct mem_pages *src, uint64
 			s0 = soff;
 		if (s1 > soff + n)
 			s1 = soff + n;
-		mem_pages_read(src, s0, buf, (size_t)(s1 - s0));
-		if (memcmp(buf, zeros, (size_t)(s1 - s0)) != 0 &&
-		    mem_pages_write(dst, doff + s0 - soff, buf, (size_t)(s1 - s0)) !=
-			    (ssize_t)(s1 - s0))
-			return -ENOMEM;
+		while (s0 < s1) {      /* in pieces that end at destination pages */
+			uint64_t d = doff + s0 - soff;
+			size_t len = MEM_PAGE_SIZE - (size_t)(d & (MEM_PAGE_SIZE - 1));
+
+			if (len > s1 - s0)
+				len = (size_t)(s1 - s0);
+			mem_pages_read(src, s0, buf, len);
+			if (memcmp(buf, zeros, len) != 0 &&
+			    mem_pages_write(dst, d, buf, len) != (ssize_t)len)
+				return -ENOMEM;
+			s0 += len;
+		}
 		idx = f + 1;
 	}
 	return 0;

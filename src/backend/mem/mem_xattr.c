@@ -140,8 +140,10 @@ static int set_access_acl(struct mem_fs *m, const struct eddy_ctx *c, struct mem
 			  const void *value, size_t size)
 {
 	mode_t mode = in->mode;
-	int r;
+	int r = mem_acl_valid(value, size);
 
+	if (r < 0)
+		return r;
 	if (size <= 4) {                    /* no entries: remove the ACL */
 		r = mem_xattr_drop(m, in, MEM_ACL_ACCESS);
 		return r == -ENODATA ? 0 : r;
@@ -162,16 +164,17 @@ static int set_access_acl(struct mem_fs *m, const struct eddy_ctx *c, struct mem
 static int set_default_acl(struct mem_fs *m, struct mem_inode *in, const void *value,
 			   size_t size)
 {
-	int r;
+	int r = mem_acl_valid(value, size);
 
+	if (r < 0)
+		return r;
 	if (in->type != S_IFDIR)
 		return size <= 4 ? 0 : -EACCES;
-	if (size <= 4) {
+	if (size <= 4) {                    /* no entries: remove the ACL */
 		r = mem_xattr_drop(m, in, MEM_ACL_DEFAULT);
 		return r == -ENODATA ? 0 : r;
 	}
-	r = mem_acl_valid(value, size);
-	return r < 0 ? r : mem_xattr_put(m, in, MEM_ACL_DEFAULT, value, size);
+	return mem_xattr_put(m, in, MEM_ACL_DEFAULT, value, size);
 }
 
 int mem_setxattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, const char *name,
