@@ -15,7 +15,7 @@
 **      lives while it has a name, a kernel reference or an open handle
 **      (mem_int.h, INODE LIFETIME): open-unlinked files keep their data.
 **   4. Sparse files (mem_pages.c): holes cost nothing, SEEK_DATA/SEEK_HOLE
-**      and st_blocks have 4 KiB granularity; files up to 16 TiB - 4 KiB.
+**      and st_blocks have 4 KiB granularity; files up to 1 PiB.
 **   5. Limits: max_bytes (data pages, xattrs and symlink targets; default
 **      the size of physical RAM) and max_inodes (default none). A call
 **      that would exceed one fails with -ENOSPC and changes nothing.

@@ -8,8 +8,8 @@
 **     file is group-executable or a caller other than root is not in its
 **     group (the kernel's chown rule, root included);
 **   - chmod rewrites a stored access ACL (mem_acl.c);
-**   - truncate drops data past the new size, updates mtime and ctime when
-**     the size changes, and clears setuid/setgid as a write does;
+**   - truncate drops data past the new size, updates mtime and ctime (even
+**     to the same size, as ext4), and clears setuid/setgid as a write does;
 **   - every setattr updates ctime.
 ** The frontend keeps FUSE's HANDLE_KILLPRIV, so the kernel leaves all the
 ** clearing of setuid/setgid to us (mem_kill_priv on write and truncate).
@@ -131,18 +131,18 @@ static void set_owner(const struct eddy_ctx *c, struct mem_inode *in, const stru
 		in->gid = want->st_gid;
 }
 
+/* As ext4: mtime and ctime change even when the size does not. */
 static void set_size(struct mem_fs *m, const struct eddy_ctx *c, struct mem_inode *in,
 		     uint64_t size)
 {
-	if (size != in->size) {
+	if (size < in->size) {
 		uint64_t before = in->u.pages.count;
 
-		if (size < in->size)
-			mem_pages_truncate(&in->u.pages, size);
+		mem_pages_truncate(&in->u.pages, size);
 		mem_space_adjust(m, -(long long)((before - in->u.pages.count) * MEM_PAGE_SIZE));
-		in->size = size;
-		mem_touch_locked(in, MEM_MTIME | MEM_CTIME);
 	}
+	in->size = size;
+	mem_touch_locked(in, MEM_MTIME | MEM_CTIME);
 	mem_kill_priv(c, in);
 }
 

@@ -7,8 +7,7 @@
 ** unlinked). Data operations take only the inode's lock: exclusive to
 ** change data or size, shared to read. Space is reserved before a change
 ** (-ENOSPC, nothing changed) and settled after it. Files grow to at most
-** MEM_MAX_FILE_SIZE (ext4's limit): beyond it -EFBIG, a write across it
-** is short. O_APPEND writes go to the end of file as it is at the time of
+** MEM_MAX_FILE_SIZE (1 PiB): beyond it -EFBIG, a write across it is short. O_APPEND writes go to the end of file as it is at the time of
 ** the write. Reads update atime the relatime way (once after a change,
 ** else once a day), unless the file was opened O_NOATIME.
 */

@@ -183,8 +183,9 @@ void mem_pages_free(struct mem_pages *p)
 	p->count = 0;
 }
 
+/* The first page >= IDX below N that is present (WRITTEN: written). */
 static bool next_in(const struct pnode *n, unsigned level, uint64_t base, uint64_t idx,
-		    uint64_t *found)
+		    bool written, uint64_t *found)
 {
 	unsigned shift = shift_of(level);
 	unsigned i = idx > base ? (unsigned)((idx - base) >> shift) : 0;
@@ -195,20 +196,27 @@ static bool next_in(const struct pnode *n, unsigned level, uint64_t base, uint64
 		if (!n->slot[i])
 			continue;
 		if (level == 1) {
+			if (written && n->slot[i] == RESERVED)
+				continue;
 			*found = b;
 			return true;
 		}
-		if (next_in(n->slot[i], level - 1, b, idx > b ? idx : b, found))
+		if (next_in(n->slot[i], level - 1, b, idx > b ? idx : b, written, found))
 			return true;
 	}
 	return false;
 }
 
-bool mem_pages_next(const struct mem_pages *p, uint64_t idx, uint64_t *found)
+static bool next_page(const struct mem_pages *p, uint64_t idx, bool written, uint64_t *found)
 {
 	if (beyond(p->height, idx) || !p->root)
 		return false;
-	return next_in(p->root, p->height, 0, idx, found);
+	return next_in(p->root, p->height, 0, idx, written, found);
+}
+
+bool mem_pages_next(const struct mem_pages *p, uint64_t idx, uint64_t *found)
+{
+	return next_page(p, idx, false, found);
 }
 
 uint64_t mem_pages_absent(const struct mem_pages *p, uint64_t off, uint64_t len)
@@ -371,14 +379,14 @@ off_t mem_pages_seek(const struct mem_pages *p, uint64_t off, uint64_t size, boo
 	if (off >= size)
 		return -ENXIO;
 	if (!hole) {
-		if (!mem_pages_next(p, idx, &f))
+		if (!next_page(p, idx, true, &f))
 			return -ENXIO;
 		pos = f << MEM_PAGE_SHIFT;
 		if (pos < off)
 			pos = off;
 		return pos < size ? (off_t)pos : -ENXIO;
 	}
-	while ((idx << MEM_PAGE_SHIFT) < size && mem_pages_next(p, idx, &f) && f == idx)
+	while ((idx << MEM_PAGE_SHIFT) < size && next_page(p, idx, true, &f) && f == idx)
 		idx++;
 	pos = idx << MEM_PAGE_SHIFT;
 	if (pos < off)
