@@ -22,13 +22,18 @@ CORE_SRC := src/fs.c src/util/log.c src/util/runtime.c \
 	src/backend/dir/dir_killpriv.c src/backend/dir/dir_watch.c src/backend/dir/dir_lock.c \
 	src/layer/queue/queue.c src/layer/queue/queue_ns.c src/layer/queue/queue_state.c \
 	src/layer/queue/queue_load.c src/layer/queue/queue_fate.c src/layer/queue/queue_quota.c \
-	src/layer/queue/queue_claim.c
+	src/layer/queue/queue_claim.c \
+	src/backend/mem/mem.c src/backend/mem/mem_inode.c src/backend/mem/mem_dir.c \
+	src/backend/mem/mem_pages.c src/backend/mem/mem_ns.c src/backend/mem/mem_rename.c \
+	src/backend/mem/mem_attr.c src/backend/mem/mem_file.c src/backend/mem/mem_readdir.c \
+	src/backend/mem/mem_xattr.c src/backend/mem/mem_acl.c
 FUSE_SRC := src/fuse/session.c src/fuse/node_table.c src/fuse/ops_node.c \
 	src/fuse/ops_file.c src/fuse/control.c src/fuse/notify.c src/fuse/wait.c
 CLI_SRC  := src/cli/main.c src/cli/cmd_mount.c src/cli/cmd_umount.c \
 	src/cli/cmd_stats.c src/cli/mounts.c src/cli/options.c
 UNIT_SRC := tests/unit/unit_main.c tests/unit/test_dir_backend.c \
-	tests/unit/test_node_table.c src/fuse/node_table.c
+	tests/unit/test_node_table.c src/fuse/node_table.c \
+	tests/unit/test_mem_backend.c tests/unit/test_mem_attrs.c tests/unit/test_mem_stress.c
 
 B ?= build
 OBJ = $(addprefix $(B)/obj/,$(1:.c=.o))

@@ -2,7 +2,8 @@
 ** cmd_mount.c -- `eddyfs mount`: parse options (flag > environment >
 ** default), refuse bad requests before touching anything, then serve the
 ** mount in the foreground or as a background daemon that reports back
-** only once the mount answers.
+** only once the mount answers. The source is a backing directory (the dir
+** backend) or "mem:[params]" (the mem backend: a RAM filesystem).
 */
 #include <dirent.h>
 #include <errno.h>
@@ -21,6 +22,7 @@
 
 #include "cli.h"
 #include "../backend/dir/dir.h"
+#include "../backend/mem/mem.h"
 #include "../fuse/frontend.h"
 #include "../util/log.h"
 #include "../layer/queue/queue.h"
@@ -29,8 +31,12 @@
 
 static const char mount_usage[] =
 	"Usage: eddyfs mount [options] <backing-dir> <mountpoint>\n"
+	"       eddyfs mount [options] mem:[size=N,inodes=N] <mountpoint>\n"
 	"\n"
-	"Expose <backing-dir> at <mountpoint> through FUSE.\n"
+	"Expose <backing-dir> at <mountpoint> through FUSE, or with mem: a new\n"
+	"filesystem that lives in RAM only (gone at unmount). mem: parameters:\n"
+	"size=N[K|M|G|T] (data, xattrs and symlinks; default: physical RAM),\n"
+	"inodes=N[K|M|G] (default: no limit); past a limit: ENOSPC.\n"
 	"\n"
 	"Options (flag beats environment variable beats default):\n"
 	"  --client-id ID   name of this client; names the log file\n"
@@ -49,12 +55,14 @@ static const char mount_usage[] =
 	"                   events: the kernel caches names, absences, attributes,\n"
 	"                     file data and listings for a day; changes made\n"
 	"                     elsewhere are invalidated precisely within ms\n"
+	"                     (mem: nothing changes elsewhere: day-long caches)\n"
 	"                   ttl:<ms>: fixed cache timeouts, no invalidation\n"
 	"                   off: no caching (like bindfs)\n"
 	"  --watch=S        how events mode notices changes [EDDYFS_WATCH,\n"
 	"                   default: auto = inotify, or poll:1000 when the\n"
 	"                   backing dir is on a network or FUSE filesystem]\n"
-	"                   inotify | poll:<ms> (no events: behaves as ttl:<ms>)\n"
+	"                   inotify | poll:<ms> (no events: behaves as ttl:<ms>);\n"
+	"                   refused with mem:\n"
 	"  --locks=L        shared: fcntl/flock locks conflict across mounts and\n"
 	"                   with plain processes on the backing files; an owner's\n"
 	"                   byte-range locks go when the open file it used is\n"
@@ -63,6 +71,7 @@ static const char mount_usage[] =
 	"                   descriptor of the file drops them; one more round\n"
 	"                   trip per close)\n"
 	"                   local: the kernel keeps locks per mount [EDDYFS_LOCKS]\n"
+	"                   (mem: always local: one mount is all there is)\n"
 	"  --writeback-cache  let the kernel buffer writes (faster small writes;\n"
 	"                   only for backing dirs nobody else writes)\n"
 	"                   [EDDYFS_WRITEBACK_CACHE=1]\n"
@@ -78,7 +87,8 @@ static const char mount_usage[] =
 	"\n"
 	"Refused with exit status 2, touching nothing: a missing or non-directory\n"
 	"backing dir or mountpoint, a non-empty mountpoint, a mountpoint that is\n"
-	"already a mount, a backing dir inside the mountpoint or the reverse.\n"
+	"already a mount, a backing dir inside the mountpoint or the reverse,\n"
+	"bad mem: parameters.\n"
 	"In the foreground, SIGINT and SIGTERM unmount cleanly (exit status 0).\n";
 
 struct mount_args {
@@ -97,6 +107,8 @@ struct mount_args {
 	int queues;                /* 0 none, 1 root, 2 xattr */
 	const char *queue_config;
 	char queue_config_abs[PATH_MAX];
+	bool mem;                  /* source "mem:[params]": the mem backend */
+	struct mem_options mopt;
 	char backing[PATH_MAX];
 	char mountpoint[PATH_MAX];
 };
@@ -159,7 +171,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		}
 	}
 	if (argc - optind != 2) {
-		cli_error("mount needs <backing-dir> <mountpoint> (see eddyfs mount --help)");
+		cli_error("mount needs <backing-dir>|mem: <mountpoint> (see eddyfs mount --help)");
 		return EXIT_USAGE;
 	}
 	if (f_log && f_dir) {
@@ -245,8 +257,25 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 	a->threads = 16;
 	if (threads && cli_parse_int("--threads", threads, 1, 1024, &a->threads) < 0)
 		return EXIT_USAGE;
-	if (cli_abspath(argv[optind], a->backing, sizeof(a->backing)) < 0 ||
-	    cli_abspath(argv[optind + 1], a->mountpoint, sizeof(a->mountpoint)) < 0) {
+	if (strncmp(argv[optind], "mem:", 4) == 0) {
+		char err[256];
+
+		a->mem = true;
+		mem_options_default(&a->mopt);
+		if (mem_options_parse(argv[optind] + 4, &a->mopt, err, sizeof(err)) < 0) {
+			cli_error("%s", err);
+			return EXIT_USAGE;
+		}
+		if (watch) {
+			cli_error("--watch applies to a backing directory, not to mem:");
+			return EXIT_USAGE;
+		}
+		snprintf(a->backing, sizeof(a->backing), "mem:");
+	} else if (cli_abspath(argv[optind], a->backing, sizeof(a->backing)) < 0) {
+		cli_error("path too long or current directory unreadable");
+		return EXIT_USAGE;
+	}
+	if (cli_abspath(argv[optind + 1], a->mountpoint, sizeof(a->mountpoint)) < 0) {
 		cli_error("path too long or current directory unreadable");
 		return EXIT_USAGE;
 	}
@@ -332,6 +361,32 @@ static int cache_policy(const struct mount_args *a, struct dir_options *o, bool 
 	return 0;
 }
 
+/* --coherence for mem: (nothing changes behind its back, so events means
+** day-long caches with nothing to watch). */
+static int mem_cache_policy(const struct mount_args *a, struct mem_options *o)
+{
+	const char *coh = a->coherence && *a->coherence ? a->coherence : "events";
+	double t = 0;
+
+	if (strcmp(coh, "events") == 0)
+		return 0;
+	if (strcmp(coh, "off") == 0) {
+		o->entry_timeout = o->attr_timeout = o->negative_timeout = 0;
+		o->keep_cache = false;
+		o->cache_readdir = false;
+		return 0;
+	}
+	if (strncmp(coh, "ttl:", 4) == 0) {
+		if (parse_ms("--coherence=ttl:<ms>", coh, "ttl:", &t) < 0)
+			return EXIT_USAGE;
+		o->entry_timeout = o->attr_timeout = o->negative_timeout = t;
+		o->cache_readdir = false;
+		return 0;
+	}
+	cli_error("--coherence=%s: use events, ttl:<ms> or off", coh);
+	return EXIT_USAGE;
+}
+
 static int check_dir(const char *what, const char *path, char *real)
 {
 	struct stat st;
@@ -383,22 +438,25 @@ static int check_request(struct mount_args *a)
 	char rb[PATH_MAX], rm[PATH_MAX];
 	int r, err;
 
-	if ((r = check_dir("backing directory", a->backing, rb)) ||
-	    (r = check_dir("mountpoint", a->mountpoint, rm)))
+	if (a->mem)
+		snprintf(rb, sizeof(rb), "%s", a->backing);
+	else if ((r = check_dir("backing directory", a->backing, rb)))
+		return r;
+	if ((r = check_dir("mountpoint", a->mountpoint, rm)))
 		return r;
 	if (cli_is_mountpoint(rm)) {
 		cli_error("mountpoint %s is already a mount", a->mountpoint);
 		return EXIT_USAGE;
 	}
-	if (strcmp(rb, rm) == 0) {
+	if (!a->mem && strcmp(rb, rm) == 0) {
 		cli_error("backing directory and mountpoint are the same directory (%s)", rb);
 		return EXIT_USAGE;
 	}
-	if (cli_path_within(rb, rm)) {
+	if (!a->mem && cli_path_within(rb, rm)) {
 		cli_error("backing directory %s is inside the mountpoint %s", rb, rm);
 		return EXIT_USAGE;
 	}
-	if (cli_path_within(rm, rb)) {
+	if (!a->mem && cli_path_within(rm, rb)) {
 		cli_error("mountpoint %s is inside the backing directory %s", rm, rb);
 		return EXIT_USAGE;
 	}
@@ -462,9 +520,17 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	dir_options_default(&dopt);
-	cache_policy(a, &dopt, &fo.notify);
-	if (dir_fs_open(a->backing, &dopt, &fs, err, sizeof(err)) < 0) {
+	if (a->mem) {
+		struct mem_options mopt = a->mopt;
+
+		mem_cache_policy(a, &mopt);
+		r = mem_fs_open(&mopt, &fs, err, sizeof(err));
+	} else {
+		dir_options_default(&dopt);
+		cache_policy(a, &dopt, &fo.notify);
+		r = dir_fs_open(a->backing, &dopt, &fs, err, sizeof(err));
+	}
+	if (r < 0) {
 		eddy_log_write(&log, EDDY_LOG_ERROR, "%s", err);
 		if (ready_fd >= 0)
 			dprintf(ready_fd, "error: %s\n", err);
@@ -474,7 +540,8 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 	}
 	if (a->queues) {
 		struct queue_options qo = { .root_queues = a->queues == 1,
-					    .config = a->queue_config };
+					    .config = a->queue_config,
+					    .open_root = a->mem && a->queues == 1 };
 		struct eddy_fs *qfs;
 
 		if (queue_fs_open(fs, &qo, &qfs, err, sizeof(err)) < 0) {
@@ -588,7 +655,13 @@ int cmd_mount(int argc, char **argv)
 	r = check_request(&a);
 	if (r)
 		return r;
-	{
+	if (a.mem) {
+		struct mem_options mopt = a.mopt;
+
+		r = mem_cache_policy(&a, &mopt);
+		if (r)
+			return r;
+	} else {
 		struct dir_options dopt;
 		bool notify;
 

@@ -14,6 +14,8 @@ static const char usage[] =
 	"Commands:\n"
 	"  mount [options] <backing-dir> <mountpoint>\n"
 	"                            expose a directory at a mountpoint\n"
+	"  mount [options] mem:[size=N,inodes=N] <mountpoint>\n"
+	"                            mount a new filesystem that lives in RAM\n"
 	"  umount --mount P [--mount P ...] | --mount-base D\n"
 	"                            unmount eddyfs mounts, wait for their daemons\n"
 	"  stats --mount P           print a running mount's counters\n"

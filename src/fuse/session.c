@@ -265,9 +265,10 @@ static struct fuse_session *new_session(struct eddy_frontend *fe, const struct e
 	    fuse_opt_add_opt(&mine, "subtype=eddyfs") < 0)
 		goto out;
 	/* With allow_other the kernel must check permissions, as on a local
-	 * filesystem: the daemon itself may act as root. */
-	if (((fe->fs && (fe->fs->flags & EDDY_FS_KERNEL_PERMISSIONS)) ||
-	     (o->fuse_opts && has_opt(o->fuse_opts, "allow_other"))) &&
+	 * filesystem: the daemon itself may act as root. An implementation
+	 * that checks no rights at all always needs the kernel to. */
+	if (((o->fuse_opts && has_opt(o->fuse_opts, "allow_other")) ||
+	     (fe->fs && (fe->fs->flags & EDDY_FS_KERNEL_PERMISSIONS))) &&
 	    !(o->fuse_opts && has_opt(o->fuse_opts, "default_permissions")) &&
 	    fuse_opt_add_opt(&mine, "default_permissions") < 0)
 		goto out;

@@ -10,6 +10,9 @@ Public API (used by every test module in this folder):
     workdir       -> pathlib.Path, per-test work dir under /var/tmp (0755,
                      traversable by every uid); everything in it is removed
                      after the test once nothing is mounted below it
+    backend       -> "dir" (default) or "mem": what make_mount() mounts when
+                     no backing is given. A test runs on both backends with
+                     the @both_backends mark (indirect parametrization).
     make_mount    -> factory make_mount(backing=None,
                          options=("allow_other", "default_permissions"),
                          extra_args=(), env=None, as_user=None,
@@ -17,8 +20,12 @@ Public API (used by every test module in this folder):
                      (as_user without user_allow_other in /etc/fuse.conf:
                      the default options drop allow_other, so only that uid
                      can access the mount; Mount.stats()/.run() run as it)
-    mount         -> make_mount() with defaults
+                     backing "mem:" or "mem:size=..." mounts the mem backend:
+                     then Mount.backend == "mem" and Mount.backing is None
+                     (there is no backing directory to look at)
+    mount         -> make_mount() with defaults (on the `backend` fixture)
     native_dir    -> plain Path dir (0755) on the same filesystem as backings
+                     (backend "mem": on a fresh tmpfs, the fs mem imitates)
     run_eddy      -> run_eddy(*args, env=None, as_user=None, check=None)
                      -> CompletedProcess (text, captured), with sanitizer env
     spawn         -> spawn(argv, **popen_kw) -> Popen, killed at teardown
@@ -27,6 +34,9 @@ Public API (used by every test module in this folder):
                      concurrent pytest session ends
 
   module-level helpers (from conftest import ...)
+    both_backends                            mark: run a test on "dir" and
+                                             on "mem" (through `backend`)
+    MEM                                      "mem:", the mem backend source
     run_as(uid, gid, fn, *args, groups=())   run fn in a forked child with
                                              those credentials, return its
                                              result / re-raise its exception
@@ -70,6 +80,11 @@ REPO = Path(__file__).resolve().parents[2]
 WORK_ROOT = Path(os.environ.get("EDDYFS_TEST_WORKROOT", "/var/tmp/eddyfs-it"))
 DEFAULT_OPTIONS = ("allow_other", "default_permissions")
 _DEFAULT = object()
+MEM = "mem:"
+BACKENDS = ("dir", "mem")
+# Runs a test once per backend: the `backend` fixture, and with it `mount`
+# and make_mount() without a backing, take each value in turn.
+both_backends = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
 # Upper bounds for *waiting* on conditions (never used as pass/fail timing
 # thresholds).  ASan builds start slowly, so be generous.
@@ -593,7 +608,9 @@ class Mount:
     def __init__(self, ctx, eddy_bin, backing, mnt, log, as_user, env, proc):
         self._ctx = ctx
         self.eddy_bin = eddy_bin
-        self.backing = Path(backing)
+        self.source = str(backing)
+        self.backend = "mem" if self.source.startswith(MEM) else "dir"
+        self.backing = Path(backing) if self.backend == "dir" else None
         self.mnt = Path(mnt)
         self.log = Path(log)
         self.as_user = as_user
@@ -695,13 +712,20 @@ def _mkdir_traversable(p):
 
 
 @pytest.fixture
-def make_mount(_ctx, eddy_bin, dev_fuse_access):
+def backend(request):
+    """"dir" unless a test is parametrized (both_backends)."""
+    return getattr(request, "param", "dir")
+
+
+@pytest.fixture
+def make_mount(_ctx, eddy_bin, dev_fuse_access, backend):
     def factory(backing=None, options=_DEFAULT, extra_args=(), env=None,
                 as_user=None, check=True, mnt=None):
         """env: full environment for the eddyfs process (default: base_env());
         the sanitizer log_path settings are added to it.  mnt: use this
         (existing, empty) mountpoint instead of a fresh <workdir>/mntN; it
-        should be below the work dir so the catch-all teardown sees it."""
+        should be below the work dir so the catch-all teardown sees it.
+        backing None: a fresh backing dir, or "mem:" on the mem backend."""
         n = next(_ctx.n)
         if options is _DEFAULT:
             options = DEFAULT_OPTIONS
@@ -711,11 +735,14 @@ def make_mount(_ctx, eddy_bin, dev_fuse_access):
                 options = tuple(o for o in options if o != "allow_other")
         if as_user is not None:
             dev_fuse_access.open_up()
+        if backing is None and backend == "mem":
+            backing = MEM
         if backing is None:
             backing = _mkdir_traversable(_ctx.root / f"backing{n}")
             if as_user is not None:
                 os.chown(backing, as_user, _gid_for(as_user))
-        backing = Path(backing)
+        if not str(backing).startswith(MEM):
+            backing = Path(backing)
         if mnt is None:
             mnt = _mkdir_traversable(_ctx.root / f"mnt{n}")
         mnt = Path(mnt)
@@ -766,13 +793,23 @@ def mount(make_mount):
 
 
 @pytest.fixture
-def native_dir(_ctx):
-    d = _ctx.root / "native"
+def native_dir(_ctx, backend):
+    """The native reference of the backend under test: a plain directory
+    on the filesystem of the backing dirs (dir), or on a fresh tmpfs (mem,
+    which behaves like tmpfs: RAM, no per-inode xattr limit, 4 KiB holes)."""
+    base = _ctx.root
+    if backend == "mem":
+        base = _mkdir_traversable(_ctx.root / "native-tmpfs")
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "eddyfs-native",
+                        str(base)], check=True, timeout=CMD_TIMEOUT)
+    d = base / "native"
     n = 0
     while d.exists():
         n += 1
-        d = _ctx.root / f"native{n}"
-    return _mkdir_traversable(d)
+        d = base / f"native{n}"
+    yield _mkdir_traversable(d)
+    if backend == "mem":
+        subprocess.run(["umount", "-l", str(base)], timeout=CMD_TIMEOUT)
 
 
 @pytest.fixture

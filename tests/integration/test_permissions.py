@@ -3,7 +3,8 @@ mount (the default), exercised by other uids via conftest.run_as.
 
 Every scenario runs on a native directory and on the mount (see
 eddy_conform.conform): outcomes must be identical, and the backing directory
-must end up with the same owners/modes as the native one.
+must end up with the same owners/modes as the native one. Every test runs on
+the dir backend and on the mem backend (against a native tmpfs).
 """
 
 import os
@@ -11,9 +12,12 @@ import stat
 
 import pytest
 
+from conftest import both_backends
 from eddy_conform import (
     UTIME_NOW, UTIME_OMIT, conform, hang_guard, statsum, utimensat,  # noqa: F401
 )
+
+pytestmark = both_backends
 
 U1, G1 = 1000, 1000
 U2, G2 = 1001, 1001

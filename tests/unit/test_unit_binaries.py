@@ -11,8 +11,10 @@ BUILDS = {"asan": os.path.join(ROOT, "build/asan/test_unit"),
 
 
 def _cases():
-    src = open(os.path.join(ROOT, "tests/unit/test_dir_backend.c")).read()
-    src += open(os.path.join(ROOT, "tests/unit/test_node_table.c")).read()
+    src = ""
+    for name in sorted(os.listdir(os.path.join(ROOT, "tests/unit"))):
+        if name.startswith("test_") and name.endswith(".c"):
+            src += open(os.path.join(ROOT, "tests/unit", name)).read()
     return re.findall(r"^TEST\((\w+)\)", src, re.M)
 
 
