@@ -25,6 +25,10 @@
 #define FANOUT (1u << FANOUT_SHIFT)
 #define MAX_HEIGHT 8
 
+/* drop() keeps the path in an array of MAX_HEIGHT nodes */
+_Static_assert((MEM_MAX_FILE_SIZE >> MEM_PAGE_SHIFT) <= UINT64_C(1) << (FANOUT_SHIFT * MAX_HEIGHT),
+	       "files too large for MAX_HEIGHT levels");
+
 struct pnode {
 	void *slot[FANOUT];
 	unsigned count;
