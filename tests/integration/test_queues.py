@@ -663,6 +663,10 @@ def test_claim_waits_for_writers_and_ends_with_queue(q):
     assert err(os.read, fd, 100) == errno.EAGAIN               # still being written
     os.write(w, b"part2")
     os.close(w)
+    # the kernel sends RELEASE after close() returns: wait for readiness
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    assert p.poll(5000)
     assert read_records(os.read(fd, 100)) == [("inprogress", b"part1part2")]
     os.close(fd)
     path = q.mnt / "dying"
