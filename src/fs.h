@@ -249,4 +249,8 @@ struct eddy_file {
 /* A context for calls made by the daemon itself (tests, the CLI client). */
 void eddy_ctx_self(struct eddy_ctx *c);
 
+/* True if the caller is in group GID (primary or supplementary; read from
+** /proc when the frontend did not pass the supplementary groups). */
+bool eddy_ctx_in_group(const struct eddy_ctx *c, gid_t gid);
+
 #endif /* EDDY_FS_H */

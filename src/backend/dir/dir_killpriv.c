@@ -17,49 +17,6 @@
 
 #include "dir_int.h"
 
-/* Supplementary groups of PID from /proc when the frontend did not pass them. */
-static bool proc_in_group(pid_t pid, gid_t gid)
-{
-	char path[64], line[4096];
-	bool found = false;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f)) {
-		char *p, *end;
-
-		if (strncmp(line, "Groups:", 7) != 0)
-			continue;
-		for (p = line + 7;; p = end) {
-			unsigned long g = strtoul(p, &end, 10);
-
-			if (end == p)
-				break;
-			if ((gid_t)g == gid)
-				found = true;
-		}
-		break;
-	}
-	fclose(f);
-	return found;
-}
-
-static bool caller_in_group(const struct eddy_ctx *c, gid_t gid)
-{
-	int i;
-
-	if (c->gid == gid)
-		return true;
-	if (c->ngroups < 0)
-		return proc_in_group(c->pid, gid);
-	for (i = 0; i < c->ngroups; i++)
-		if (c->groups[i] == gid)
-			return true;
-	return false;
-}
 
 void dir_kill_priv(const struct eddy_ctx *c, int fd)
 {
@@ -72,7 +29,7 @@ void dir_kill_priv(const struct eddy_ctx *c, int fd)
 	if (!(m & (S_ISUID | S_ISGID)))
 		return;
 	nm = m & ~S_ISUID;
-	if ((m & S_ISGID) && ((m & S_IXGRP) || !caller_in_group(c, st.st_gid)))
+	if ((m & S_ISGID) && ((m & S_IXGRP) || !eddy_ctx_in_group(c, st.st_gid)))
 		nm &= ~S_ISGID;
 	if (nm != m && fchmod(fd, nm) < 0)
 		return;

@@ -21,49 +21,6 @@
 
 #include "mem_int.h"
 
-/* Supplementary groups of PID from /proc when the frontend did not pass them. */
-static bool proc_in_group(pid_t pid, gid_t gid)
-{
-	char path[64], line[4096];
-	bool found = false;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f)) {
-		char *p, *end;
-
-		if (strncmp(line, "Groups:", 7) != 0)
-			continue;
-		for (p = line + 7;; p = end) {
-			unsigned long g = strtoul(p, &end, 10);
-
-			if (end == p)
-				break;
-			if ((gid_t)g == gid)
-				found = true;
-		}
-		break;
-	}
-	fclose(f);
-	return found;
-}
-
-bool mem_ctx_in_group(const struct eddy_ctx *c, gid_t gid)
-{
-	int i;
-
-	if (c->gid == gid)
-		return true;
-	if (c->ngroups < 0)
-		return c->pid > 0 && proc_in_group(c->pid, gid);
-	for (i = 0; i < c->ngroups; i++)
-		if (c->groups[i] == gid)
-			return true;
-	return false;
-}
 
 /* The kernel's rule (setattr_should_drop_suidgid) for a caller without
 ** CAP_FSETID, approximated as uid != 0: setuid always goes; setgid goes if
@@ -75,7 +32,7 @@ void mem_kill_priv(const struct eddy_ctx *c, struct mem_inode *in)
 	if (!c || c->uid == 0 || in->type != S_IFREG || !(m & (S_ISUID | S_ISGID)))
 		return;
 	m &= ~(mode_t)S_ISUID;
-	if ((m & S_ISGID) && ((m & S_IXGRP) || !mem_ctx_in_group(c, in->gid)))
+	if ((m & S_ISGID) && ((m & S_IXGRP) || !eddy_ctx_in_group(c, in->gid)))
 		m &= ~(mode_t)S_ISGID;
 	in->mode = m;
 }
@@ -118,7 +75,7 @@ static void set_owner(const struct eddy_ctx *c, struct mem_inode *in, const stru
 
 	if (in->type != S_IFDIR) {
 		bool drop_sgid = (m & S_ISGID) &&
-				 ((m & S_IXGRP) || (c->uid != 0 && !mem_ctx_in_group(c, in->gid)));
+				 ((m & S_IXGRP) || (c->uid != 0 && !eddy_ctx_in_group(c, in->gid)));
 
 		m &= ~(mode_t)S_ISUID;
 		if (drop_sgid)

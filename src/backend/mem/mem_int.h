@@ -223,7 +223,6 @@ void mem_touch(struct mem_inode *in, unsigned what);
 int mem_check_name(const char *name);
 
 /* mem_attr.c: ownership rules */
-bool mem_ctx_in_group(const struct eddy_ctx *c, gid_t gid);
 /* Clears setuid/setgid after a write or truncate by C (in->lock held
 ** exclusive), with the kernel's rule; nothing for uid 0. */
 void mem_kill_priv(const struct eddy_ctx *c, struct mem_inode *in);

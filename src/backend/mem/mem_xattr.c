@@ -155,7 +155,7 @@ static int set_access_acl(struct mem_fs *m, const struct eddy_ctx *c, struct mem
 		mem_xattr_drop(m, in, MEM_ACL_ACCESS);
 	else if ((r = mem_xattr_put(m, in, MEM_ACL_ACCESS, value, size)) < 0)
 		return r;
-	if (c->uid != 0 && !mem_ctx_in_group(c, in->gid))
+	if (c->uid != 0 && !eddy_ctx_in_group(c, in->gid))
 		mode &= ~(mode_t)S_ISGID;
 	in->mode = mode;
 	return 0;
