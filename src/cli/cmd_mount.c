@@ -313,31 +313,51 @@ static bool remote_fs(const char *path)
 	return false;
 }
 
+enum coherence { COH_EVENTS, COH_TTL, COH_OFF };
+
+/* --coherence: the mode, and for ttl:<ms> the timeout in *T (seconds). */
+static int parse_coherence(const struct mount_args *a, enum coherence *mode, double *t)
+{
+	const char *coh = a->coherence && *a->coherence ? a->coherence : "events";
+
+	*t = 0;
+	if (strcmp(coh, "events") == 0) {
+		*mode = COH_EVENTS;
+	} else if (strcmp(coh, "off") == 0) {
+		*mode = COH_OFF;
+	} else if (strncmp(coh, "ttl:", 4) == 0) {
+		*mode = COH_TTL;
+		if (parse_ms("--coherence=ttl:<ms>", coh, "ttl:", t) < 0)
+			return EXIT_USAGE;
+	} else {
+		cli_error("--coherence=%s: use events, ttl:<ms> or off", coh);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
 /* --coherence and --watch into the backend's cache policy. */
 static int cache_policy(const struct mount_args *a, struct dir_options *o, bool *notify)
 {
-	const char *coh = a->coherence && *a->coherence ? a->coherence : "events";
 	const char *watch = a->watch && *a->watch ? a->watch : "auto";
-	double t = 0;
+	enum coherence mode;
+	double t;
+	int r;
 
 	*notify = false;
 	o->cache_readdir = false;
 	o->watch = DIR_WATCH_NONE;
-	if (strcmp(coh, "off") == 0) {
+	if ((r = parse_coherence(a, &mode, &t)))
+		return r;
+	if (mode == COH_OFF) {
 		o->entry_timeout = o->attr_timeout = o->negative_timeout = 0;
 		o->keep_cache = false;
 		return 0;
 	}
-	if (strncmp(coh, "ttl:", 4) == 0) {
-		if (parse_ms("--coherence=ttl:<ms>", coh, "ttl:", &t) < 0)
-			return EXIT_USAGE;
+	if (mode == COH_TTL) {
 		o->entry_timeout = o->attr_timeout = o->negative_timeout = t;
 		o->keep_cache = true;
 		return 0;
-	}
-	if (strcmp(coh, "events") != 0) {
-		cli_error("--coherence=%s: use events, ttl:<ms> or off", coh);
-		return EXIT_USAGE;
 	}
 	if (strcmp(watch, "auto") == 0 && remote_fs(a->backing))
 		watch = "poll:1000";
@@ -365,26 +385,17 @@ static int cache_policy(const struct mount_args *a, struct dir_options *o, bool 
 ** day-long caches with nothing to watch). */
 static int mem_cache_policy(const struct mount_args *a, struct mem_options *o)
 {
-	const char *coh = a->coherence && *a->coherence ? a->coherence : "events";
-	double t = 0;
+	enum coherence mode;
+	double t;
+	int r;
 
-	if (strcmp(coh, "events") == 0)
-		return 0;
-	if (strcmp(coh, "off") == 0) {
-		o->entry_timeout = o->attr_timeout = o->negative_timeout = 0;
+	if ((r = parse_coherence(a, &mode, &t)) || mode == COH_EVENTS)
+		return r;
+	o->entry_timeout = o->attr_timeout = o->negative_timeout = t;
+	o->cache_readdir = false;
+	if (mode == COH_OFF)
 		o->keep_cache = false;
-		o->cache_readdir = false;
-		return 0;
-	}
-	if (strncmp(coh, "ttl:", 4) == 0) {
-		if (parse_ms("--coherence=ttl:<ms>", coh, "ttl:", &t) < 0)
-			return EXIT_USAGE;
-		o->entry_timeout = o->attr_timeout = o->negative_timeout = t;
-		o->cache_readdir = false;
-		return 0;
-	}
-	cli_error("--coherence=%s: use events, ttl:<ms> or off", coh);
-	return EXIT_USAGE;
+	return 0;
 }
 
 static int check_dir(const char *what, const char *path, char *real)

@@ -104,14 +104,14 @@ void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 void fe_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct eddy_frontend *fe = fe_of(req);
-	char *buf = malloc(size ? size : 1);
+	char *buf;
 	ssize_t n;
 
 	if (fe->waits) {
-		free(buf);
 		fe_waits_read(fe->waits, req, ino, size, off, fi);
 		return;
 	}
+	buf = malloc(size ? size : 1);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;

@@ -130,47 +130,52 @@ static bool want_park(struct fuse_file_info *fi)
 /*
 ** Serves a read; parks it if the implementation says "not yet". Returns
 ** false when there is no waits object (the caller then replies itself).
+** Only a read answered -EAGAIN pays for the wait record: the generation is
+** sampled after that first answer and the read is tried again, so a ready()
+** between the two is never lost.
 */
 bool fe_waits_read(struct fe_waits *ws, fuse_req_t req, uint64_t ino, size_t size, off_t off,
 		   struct fuse_file_info *fi)
 {
 	struct eddy_frontend *fe = fe_of(req);
-	struct parked_read *p;
-	struct wait_ino *w;
+	struct parked_read *p = NULL;
+	struct wait_ino *w = NULL;
 	char *buf;
 	ssize_t n;
 
 	if (!ws)
 		return false;
 	buf = malloc(size ? size : 1);
-	p = calloc(1, sizeof(*p));
-	pthread_mutex_lock(&ws->lock);
-	w = buf && p ? get_locked(ws, ino) : NULL;
-	pthread_mutex_unlock(&ws->lock);
-	if (!w) {
-		free(buf);
-		free(p);
+	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return true;
 	}
-	for (;;) {
+	n = fe->fs->ops->read(fe->fs, fe_file(fi), buf, size, off);
+	if (n == -EAGAIN && want_park(fi)) {
+		p = calloc(1, sizeof(*p));
+		pthread_mutex_lock(&ws->lock);
+		w = p ? get_locked(ws, ino) : NULL;
+		pthread_mutex_unlock(&ws->lock);
+		if (!w)
+			n = -ENOMEM;
+	}
+	while (w) {
 		uint64_t gen;
 
 		pthread_mutex_lock(&ws->lock);
 		gen = w->gen;
 		pthread_mutex_unlock(&ws->lock);
 		n = fe->fs->ops->read(fe->fs, fe_file(fi), buf, size, off);
-		if (n != -EAGAIN || !want_park(fi))
+		if (n != -EAGAIN)
 			break;
 		pthread_mutex_lock(&ws->lock);
-		if (gen != w->gen || ws->stop) {
-			bool stop = ws->stop;
-
+		if (ws->stop) {
 			pthread_mutex_unlock(&ws->lock);
-			if (stop) {
-				n = -EINTR;
-				break;
-			}
+			n = -EINTR;
+			break;
+		}
+		if (gen != w->gen) {
+			pthread_mutex_unlock(&ws->lock);
 			continue;
 		}
 		p->req = req;
@@ -187,9 +192,11 @@ bool fe_waits_read(struct fe_waits *ws, fuse_req_t req, uint64_t ino, size_t siz
 		free(buf);
 		return true;
 	}
-	pthread_mutex_lock(&ws->lock);
-	put_locked(ws, w);
-	pthread_mutex_unlock(&ws->lock);
+	if (w) {
+		pthread_mutex_lock(&ws->lock);
+		put_locked(ws, w);
+		pthread_mutex_unlock(&ws->lock);
+	}
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else

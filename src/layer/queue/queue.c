@@ -59,6 +59,27 @@ static void count_writer(struct qfs *q, struct qfile *f, uint64_t ino, int flags
 	pthread_mutex_unlock(&q->lock);
 }
 
+/* A writer of message INO closed: the last one makes it claimable. */
+static void writer_closed(struct qfs *q, uint64_t ino)
+{
+	struct qinode *qi;
+	uint64_t ready = 0;
+
+	pthread_mutex_lock(&q->lock);
+	qi = qinode_find(q, ino);
+	if (qi && qi->writers && !--qi->writers) {
+		struct queue *qu = qi->links ? queue_find(q, qi->qino) : NULL;
+
+		if (qu)
+			ready = qu->claim_ino;
+		if (!qi->links)
+			qinode_put_link(q, qi);
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (ready)
+		qns_up_ready(q, ready);     /* a complete message for claimers */
+}
+
 static int q_open(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, int flags,
 		  struct eddy_file **fp, struct eddy_open *how)
 {
@@ -112,6 +133,8 @@ static int q_create(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t paren
 	if (!f) {
 		/* The file exists now; only the handle failed. */
 		q->inner->ops->release(q->inner, in);
+		if (counted)
+			writer_closed(q, out->ino);
 		q->inner->ops->forget(q->inner, out->ino, 1);
 		return -ENOMEM;
 	}
@@ -205,31 +228,15 @@ static void q_release(struct eddy_fs *fs, struct eddy_file *f)
 {
 	struct qfs *q = qfs_of(fs);
 	struct qfile *qf = (struct qfile *)f;
-	uint64_t ready = 0;
 
 	if (qf->claim) {
 		qclaim_release(q, qf);
 		return;
 	}
 	q->inner->ops->release(q->inner, qf->inner);
-	if (qf->writer) {
-		struct qinode *qi;
-
-		pthread_mutex_lock(&q->lock);
-		qi = qinode_find(q, f->ino);
-		if (qi && qi->writers && !--qi->writers) {
-			struct queue *qu = qi->links ? queue_find(q, qi->qino) : NULL;
-
-			if (qu)
-				ready = qu->claim_ino;
-			if (!qi->links)
-				qinode_put_link(q, qi);
-		}
-		pthread_mutex_unlock(&q->lock);
-	}
+	if (qf->writer)
+		writer_closed(q, f->ino);
 	free(qf);
-	if (ready)
-		qns_up_ready(q, ready);     /* a complete message for claimers */
 }
 
 static int q_fallocate(struct eddy_fs *fs, struct eddy_file *f, int mode, off_t off, off_t len)
@@ -764,10 +771,9 @@ static void q_report(struct eddy_fs *fs, eddy_stat_fn fn, void *arg)
 		q->inner->ops->report(q->inner, fn, arg);
 }
 
-static void q_destroy(struct eddy_fs *fs)
+/* Frees the layer's own state (not the inner filesystem). */
+static void qfs_free(struct qfs *q)
 {
-	struct qfs *q = qfs_of(fs);
-
 	qfate_stop(q);
 	pthread_mutex_lock(&q->lock);
 	qstate_free(q);
@@ -777,10 +783,17 @@ static void q_destroy(struct eddy_fs *fs)
 		close(q->epfd);
 	if (q->stopfd >= 0)
 		close(q->stopfd);
-	q->inner->ops->destroy(q->inner);
 	pthread_mutex_destroy(&q->lock);
-	pthread_cond_destroy(&q->reaped);
 	free(q);
+}
+
+static void q_destroy(struct eddy_fs *fs)
+{
+	struct qfs *q = qfs_of(fs);
+	struct eddy_fs *inner = q->inner;
+
+	qfs_free(q);
+	inner->ops->destroy(inner);
 }
 
 static void fill_ops(struct qfs *q)
@@ -868,7 +881,6 @@ int queue_fs_open(struct eddy_fs *inner, const struct queue_options *o, struct e
 	q->opt.config = NULL;
 	q->epfd = q->stopfd = -1;
 	pthread_mutex_init(&q->lock, NULL);
-	pthread_cond_init(&q->reaped, NULL);
 	fill_ops(q);
 	q->base.ops = &q->ops;
 	q->base.flags = inner->flags | EDDY_FS_KERNEL_PERMISSIONS;
@@ -896,18 +908,7 @@ int queue_fs_open(struct eddy_fs *inner, const struct queue_options *o, struct e
 	if (r == 0 && o->root_queues)
 		r = load_root(q, err, errlen);
 	if (r < 0) {
-		qfate_stop(q);
-		pthread_mutex_lock(&q->lock);
-		qstate_free(q);
-		pthread_mutex_unlock(&q->lock);
-		qquota_free(q);
-		if (q->epfd >= 0)
-			close(q->epfd);
-		if (q->stopfd >= 0)
-			close(q->stopfd);
-		pthread_mutex_destroy(&q->lock);
-		pthread_cond_destroy(&q->reaped);
-		free(q);
+		qfs_free(q);
 		return r;
 	}
 	*out = &q->base;

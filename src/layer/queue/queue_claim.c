@@ -122,19 +122,21 @@ static int claim_one(struct qfs *q, uint64_t qino, bool first, size_t room, char
 		pthread_mutex_unlock(&q->lock);
 		return -ENOENT;
 	}
-	m = queue_first_live(qu);
+	m = qu->first;
 	qi = m ? qinode_find(q, m->ino) : NULL;
 	if (!m || (qi && qi->writers) ||
 	    (!first && qi && strlen(m->name) + 24 + (size_t)qi->charged > room)) {
 		pthread_mutex_unlock(&q->lock);
 		return 0;
 	}
-	queue_msg_detach(qu, m);
 	name = strdup(m->name);
+	if (!name) {
+		pthread_mutex_unlock(&q->lock);
+		return 0;
+	}
+	queue_msg_detach(qu, m);
 	ino = m->ino;
 	pthread_mutex_unlock(&q->lock);
-	if (!name)
-		return 0;
 	/* The header's size is known only after reading: reserve room. The
 	 * message is looked up (pinned) by name for as long as it is read. */
 	hlen = sizeof(hdr);
@@ -160,7 +162,7 @@ static int claim_one(struct qfs *q, uint64_t qino, bool first, size_t room, char
 		if (r == 0 || r == -ENOENT)
 			qns_departed(q, qu, m);
 		else
-			queue_msg_reattach_front(qu, m);
+			queue_msg_reattach(qu, m, true);
 	}
 	pthread_mutex_unlock(&q->lock);
 	if (r < 0) {
@@ -239,7 +241,7 @@ int qclaim_poll(struct qfs *q, struct qfile *f, unsigned *revents)
 	qu = queue_find(q, f->qino);
 	if (!qu || qu->reaping) {
 		*revents = POLLIN | POLLRDNORM | POLLHUP;
-	} else if ((m = queue_first_live(qu)) &&
+	} else if ((m = qu->first) &&
 		   (!(qi = qinode_find(q, m->ino)) || !qi->writers)) {
 		*revents = POLLIN | POLLRDNORM;
 	}

@@ -224,7 +224,6 @@ void qfate_reap(struct qfs *q, uint64_t qino)
 			qu->reaping = false;   /* try again at the next death news */
 		}
 	}
-	pthread_cond_broadcast(&q->reaped);
 	pthread_mutex_unlock(&q->lock);
 	free(name);
 }

@@ -122,7 +122,6 @@ struct qfs {
 	struct eddy_fs *inner;
 	struct queue_options opt;
 	pthread_mutex_t lock;
-	pthread_cond_t reaped;         /* a reap finished */
 	struct queue **queues;
 	size_t nqueue_buckets, nqueues;
 	struct qsynth **synths;
@@ -178,10 +177,8 @@ void queue_remove(struct qfs *q, struct queue *qu);
 struct qmsg *queue_msg_find(struct queue *qu, const char *name);
 struct qmsg *queue_msg_append(struct queue *qu, uint64_t ino, const char *name);
 void queue_msg_detach(struct queue *qu, struct qmsg *m);
-void queue_msg_reattach_front(struct queue *qu, struct qmsg *m);
+void queue_msg_reattach(struct queue *qu, struct qmsg *m, bool front);
 void queue_msg_free(struct queue *qu, struct qmsg *m);
-struct qmsg *queue_first_live(struct queue *qu);
-struct qmsg *queue_last_live(struct queue *qu);
 struct qsynth *synth_find(struct qfs *q, uint64_t ino);
 struct qsynth *synth_new(struct qfs *q, enum qsynth_kind kind, uint64_t qino);
 void synth_drop(struct qfs *q, struct qsynth *s);
@@ -205,9 +202,6 @@ void qload_children_free(struct qfs *q, struct qchild *v, size_t n);
 ** is one; lock NOT held. Returns the queue, NULL if INO is no queue. */
 struct queue *queue_load(struct qfs *q, uint64_t parent, const char *name, uint64_t ino,
 			 int *err);
-/* The queue that directory INO is, loading it on first use; lock NOT held. */
-struct queue *queue_of_dir(struct qfs *q, uint64_t ino, int *err);
-bool queue_is_root_child(struct qfs *q, uint64_t parent);
 
 /* queue_fate.c */
 int qfate_start(struct qfs *q);

@@ -225,21 +225,3 @@ struct queue *queue_load(struct qfs *q, uint64_t parent, const char *name, uint6
 	collect_free(q, &c);
 	return qu;
 }
-
-struct queue *queue_of_dir(struct qfs *q, uint64_t ino, int *err)
-{
-	struct queue *qu;
-
-	*err = 0;
-	if (ino == EDDY_ROOT_INO || is_synth(ino))
-		return NULL;
-	pthread_mutex_lock(&q->lock);
-	qu = queue_find(q, ino);
-	pthread_mutex_unlock(&q->lock);
-	return qu;
-}
-
-bool queue_is_root_child(struct qfs *q, uint64_t parent)
-{
-	return q->opt.root_queues && parent == EDDY_ROOT_INO;
-}

@@ -101,7 +101,7 @@ static void synth_entry(struct qfs *q, struct qsynth *s, struct eddy_entry *out)
 /* The head or tail inode of QU now, minted if the target changed. */
 struct qsynth *qns_current_end(struct qfs *q, struct queue *qu, bool head)
 {
-	struct qmsg *m = head ? queue_first_live(qu) : queue_last_live(qu);
+	struct qmsg *m = head ? qu->first : qu->last;
 	struct qsynth **cur = head ? &qu->head_syn : &qu->tail_syn, *s;
 
 	if (!m)
@@ -180,8 +180,8 @@ static int q_lookup(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t paren
 	r = q->inner->ops->lookup(q->inner, c, parent, name, out);
 	if (r == 0 && out->ino && S_ISDIR(out->attr.st_mode))
 		qns_note_dir(q, parent, name, out->ino);
-	else if (r == 0 && qu)
-		qns_uncache_name(q, parent, out);
+	else if (r == 0 && qu && out->ino)
+		out->entry_timeout = 0;     /* see qns_uncache_name */
 	return r;
 }
 
@@ -582,23 +582,27 @@ static int pop(struct qfs *q, const struct eddy_ctx *c, uint64_t qino, bool head
 			pthread_mutex_unlock(&q->lock);
 			return 1;
 		}
-		m = head ? queue_first_live(qu) : queue_last_live(qu);
+		m = head ? qu->first : qu->last;
 		if (!m) {
 			pthread_mutex_unlock(&q->lock);
 			return -ENOENT;
 		}
-		queue_msg_detach(qu, m);
 		name = strdup(m->name);
+		if (!name) {
+			pthread_mutex_unlock(&q->lock);
+			return -ENOMEM;
+		}
+		queue_msg_detach(qu, m);
 		ino = m->ino;
 		pthread_mutex_unlock(&q->lock);
-		r = name ? q->inner->ops->unlink(q->inner, c, qino, name) : -ENOMEM;
+		r = q->inner->ops->unlink(q->inner, c, qino, name);
 		pthread_mutex_lock(&q->lock);
 		qu = queue_find(q, qino);
-		if (qu && (m = queue_msg_find(qu, name ? name : "")) && m->detached) {
+		if (qu && (m = queue_msg_find(qu, name)) && m->detached) {
 			if (r == 0 || r == -ENOENT)
 				qns_departed(q, qu, m);
 			else
-				queue_msg_reattach_front(qu, m);
+				queue_msg_reattach(qu, m, head);
 		}
 		pthread_mutex_unlock(&q->lock);
 		if (r == 0) {
@@ -651,7 +655,7 @@ static int q_unlink(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t paren
 			if (r == 0 || r == -ENOENT)
 				qns_departed(q, qu, m);
 			else
-				queue_msg_reattach_front(qu, m);
+				queue_msg_reattach(qu, m, true);
 		}
 		pthread_mutex_unlock(&q->lock);
 	}

@@ -4,9 +4,8 @@
 ** queue's state from the inner filesystem (after a remount, or for a
 ** directory made a queue by xattr).
 **
-** Every function here runs with qfs.lock held, except queue_load and
-** queue_of_dir, which call the inner filesystem and take the lock
-** themselves. Hash tables grow by doubling; nothing is ever reused by
+** Every function here runs with qfs.lock held; queue_load.c, which calls
+** the inner filesystem, takes the lock itself. Hash tables grow by doubling; nothing is ever reused by
 ** inode number once removed (inner inode numbers are not reused either).
 */
 #include <errno.h>
@@ -221,19 +220,30 @@ void queue_msg_detach(struct queue *qu, struct qmsg *m)
 	qu->count--;
 }
 
-/* Undoes a detach whose inner unlink failed: back to the front. */
-void queue_msg_reattach_front(struct queue *qu, struct qmsg *m)
+/* Undoes a detach whose inner unlink failed: back to the FRONT (oldest
+** end) or to the back. */
+void queue_msg_reattach(struct queue *qu, struct qmsg *m, bool front)
 {
 	if (!m->detached)
 		return;
 	m->detached = false;
-	m->prev = NULL;
-	m->next = qu->first;
-	if (qu->first)
-		qu->first->prev = m;
-	else
+	if (front) {
+		m->prev = NULL;
+		m->next = qu->first;
+		if (qu->first)
+			qu->first->prev = m;
+		else
+			qu->last = m;
+		qu->first = m;
+	} else {
+		m->next = NULL;
+		m->prev = qu->last;
+		if (qu->last)
+			qu->last->next = m;
+		else
+			qu->first = m;
 		qu->last = m;
-	qu->first = m;
+	}
 	qu->count++;
 }
 
@@ -248,16 +258,6 @@ void queue_msg_free(struct queue *qu, struct qmsg *m)
 		*pp = m->next_name;
 	free(m->name);
 	free(m);
-}
-
-struct qmsg *queue_first_live(struct queue *qu)
-{
-	return qu->first;
-}
-
-struct qmsg *queue_last_live(struct queue *qu)
-{
-	return qu->last;
 }
 
 /************************ synthetic inodes ************************/
