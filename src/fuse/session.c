@@ -228,6 +228,26 @@ static void *tune_readahead(void *arg)
 
 /****************************** run ******************************/
 
+/*
+** A worker that is reading a request while the kernel tears the connection
+** down (the last reference to a lazily detached mount went away, or an
+** umount raced with a request) gets ECONNABORTED instead of ENODEV. After an
+** unmount that is the normal end of the session; a connection aborted through
+** /sys/fs/fuse/connections leaves the mountpoint answering ENOTCONN instead.
+*/
+static int loop_result(struct eddy_frontend *fe, int r)
+{
+	struct stat st;
+
+	if (r != -ECONNABORTED)
+		return r;
+	if (stat(fe->opt->mountpoint, &st) < 0 && errno == ENOTCONN)
+		return r;
+	eddy_log_write(fe->log, EDDY_LOG_INFO,
+		       "connection ended while a request was being read (unmounted)");
+	return 0;
+}
+
 static void notify_ready(int fd, const char *msg)
 {
 	if (fd < 0)
@@ -380,7 +400,7 @@ int eddy_frontend_run(struct eddy_fs *fs, const struct eddy_frontend_opts *o)
 	cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(cfg, (unsigned)o->threads);
 	fuse_loop_cfg_set_clone_fd(cfg, 1);
-	r = fuse_session_loop_mt(fe.se, cfg);
+	r = loop_result(&fe, fuse_session_loop_mt(fe.se, cfg));
 	fuse_loop_cfg_destroy(cfg);
 	eddy_log_write(fe.log, r == 0 ? EDDY_LOG_INFO : EDDY_LOG_ERROR,
 		       "session loop ended (%d); shutting down", r);
