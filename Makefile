@@ -12,7 +12,7 @@ DEPFLAGS = -MMD -MP
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS = $(CSTD) $(WARN) $(CFLAGS) $(PKG_CFLAGS) -DEDDY_VERSION=\"$(VERSION)\" -pthread
-LIBS = $(PKG_LIBS) -pthread
+LIBS = $(PKG_LIBS) -pthread -lm
 
 # Backend and common code: no libfuse (unit tests link it without FUSE).
 CORE_SRC := src/fs.c src/util/log.c src/util/runtime.c \
@@ -23,6 +23,8 @@ CORE_SRC := src/fs.c src/util/log.c src/util/runtime.c \
 	src/layer/queue/queue.c src/layer/queue/queue_ns.c src/layer/queue/queue_state.c \
 	src/layer/queue/queue_load.c src/layer/queue/queue_fate.c src/layer/queue/queue_quota.c \
 	src/layer/queue/queue_claim.c \
+	src/layer/chaos/chaos.c src/layer/chaos/chaos_cache.c src/layer/chaos/chaos_data.c \
+	src/layer/chaos/chaos_decide.c \
 	src/backend/mem/mem.c src/backend/mem/mem_inode.c src/backend/mem/mem_dir.c \
 	src/backend/mem/mem_pages.c src/backend/mem/mem_ns.c src/backend/mem/mem_rename.c \
 	src/backend/mem/mem_attr.c src/backend/mem/mem_file.c src/backend/mem/mem_readdir.c \
@@ -30,7 +32,8 @@ CORE_SRC := src/fs.c src/util/log.c src/util/runtime.c \
 FUSE_SRC := src/fuse/session.c src/fuse/node_table.c src/fuse/ops_node.c \
 	src/fuse/ops_file.c src/fuse/control.c src/fuse/notify.c src/fuse/wait.c
 CLI_SRC  := src/cli/main.c src/cli/cmd_mount.c src/cli/cmd_umount.c \
-	src/cli/cmd_stats.c src/cli/mounts.c src/cli/options.c
+	src/cli/cmd_stats.c src/cli/cmd_chaos.c src/cli/control_client.c src/cli/mount_chaos.c src/cli/mounts.c \
+	src/cli/options.c
 UNIT_SRC := tests/unit/unit_main.c tests/unit/test_dir_backend.c \
 	tests/unit/test_node_table.c src/fuse/node_table.c \
 	tests/unit/test_mem_backend.c tests/unit/test_mem_attrs.c tests/unit/test_mem_stress.c \

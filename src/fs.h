@@ -75,6 +75,9 @@ struct eddy_open {
 					  * yet": unless the file was opened
 					  * O_NONBLOCK the frontend parks the
 					  * read until events->ready(ino) */
+	bool wants_flush;                /* send a flush at every close(), even
+					  * when locks do not need it (errors
+					  * reported by close, as on NFS) */
 };
 
 /* Fields of setattr that are valid (same bits as FUSE_SET_ATTR_*). */
@@ -212,6 +215,14 @@ struct eddy_fs_ops {
 	 * once some may be. NULL: always readable and writable. */
 	int (*poll)(struct eddy_fs *fs, struct eddy_file *f, unsigned events,
 		    unsigned *revents);
+
+	/* runtime control (eddyfs chaos ... --mount P): one request line;
+	 * answers through FN ("key value") once the change is in effect, or
+	 * returns a negative errno with a one-line reason in ERR; -ENOSYS if
+	 * no layer knows the request. A layer passes what is not its own to
+	 * the filesystem it wraps. NULL: no runtime control. */
+	int (*control)(struct eddy_fs *fs, const char *request, eddy_stat_fn fn, void *arg,
+		       char *err, size_t errlen);
 };
 
 /*

@@ -13,6 +13,11 @@
 int cmd_mount(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_chaos(int argc, char **argv);
+
+/* control_client.c: one request to a running mount; prints the reply.
+** Returns the exit status. */
+int cli_control_request(const char *mnt, const char *request);
 
 /* options.c */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -26,6 +26,7 @@
 #include "../fuse/frontend.h"
 #include "../util/log.h"
 #include "../layer/queue/queue.h"
+#include "mount_chaos.h"
 
 #define FUSE_SUPER_MAGIC 0x65735546
 
@@ -83,6 +84,26 @@ static const char mount_usage[] =
 	"                     attribute becomes a (persistent) queue\n"
 	"  --queue-config F eventfs-style quota file (INI) for queues\n"
 	"                   [EDDYFS_QUEUE_CONFIG]\n"
+	"\n"
+	"Chaos (a client that sees the others late, like a network filesystem\n"
+	"client; on with --chaos or any knob; environment: EDDYFS_<VAR>, else\n"
+	"ChaosFS's CHAOSFS_<VAR>):\n"
+	"  --chaos[=PROFILE] profile: chaosfs (the default) [EDDYFS_CHAOS]\n"
+	"  --meta-ttl MS    serve cached attributes, names, absences and listings\n"
+	"                   for MS after fetching them [META_TTL_MS, default: 1500]\n"
+	"  --write-delay MS others see this client's writes and truncates MS\n"
+	"                   later (at once after fsync) [WRITE_DELAY_MS, 800]\n"
+	"  --rename-delay MS accepted; namespace changes are not delayed yet\n"
+	"                   [RENAME_DELAY_MS, 1200]\n"
+	"  --drop-prob P    fail each droppable operation with probability P\n"
+	"                   [DROP_PROB, 0.0]\n"
+	"  --drop-errno E   what a dropped operation fails with [DROP_ERRNO, EIO]\n"
+	"  --seed N         seed of this client's random source (default: random,\n"
+	"                   logged) [SEED]\n"
+	"  --decision-log F append every decision to F (JSON lines)\n"
+	"                   [EDDYFS_DECISION_LOG]\n"
+	"  --replay F       take the drop decisions from decision log F\n"
+	"                   [EDDYFS_REPLAY]\n"
 	"  -h, --help       show this help\n"
 	"\n"
 	"Refused with exit status 2, touching nothing: a missing or non-directory\n"
@@ -107,6 +128,7 @@ struct mount_args {
 	int queues;                /* 0 none, 1 root, 2 xattr */
 	const char *queue_config;
 	char queue_config_abs[PATH_MAX];
+	struct mount_chaos chaos;
 	bool mem;                  /* source "mem:[params]": the mem backend */
 	struct mem_options mopt;
 	char backing[PATH_MAX];
@@ -128,12 +150,22 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		{ "locks", required_argument, NULL, 'K' },
 		{ "queues", optional_argument, NULL, 'Q' },
 		{ "queue-config", required_argument, NULL, 'q' },
+		{ "chaos", optional_argument, NULL, 'X' },
+		{ "meta-ttl", required_argument, NULL, 1001 },
+		{ "write-delay", required_argument, NULL, 1002 },
+		{ "rename-delay", required_argument, NULL, 1003 },
+		{ "drop-prob", required_argument, NULL, 1004 },
+		{ "drop-errno", required_argument, NULL, 1005 },
+		{ "seed", required_argument, NULL, 1006 },
+		{ "decision-log", required_argument, NULL, 1007 },
+		{ "replay", required_argument, NULL, 1008 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *threads = NULL, *f_log = NULL, *f_dir = NULL, *o = NULL, *id = NULL;
 	const char *coh = NULL, *watch = NULL, *locks = NULL, *queues = NULL, *qcfg = NULL;
 	bool f_bg = false, f_debug = false, f_wb = false;
+	struct chaos_flags cf = { 0 };
 	int c;
 
 	opterr = 0;
@@ -152,6 +184,15 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		case 'K': locks = optarg; break;
 		case 'Q': queues = optarg ? optarg : "root"; break;
 		case 'q': qcfg = optarg; break;
+		case 'X': cf.chaos_flag = true; cf.profile = optarg; break;
+		case 1001: cf.meta_ttl = optarg; break;
+		case 1002: cf.write_delay = optarg; break;
+		case 1003: cf.rename_delay = optarg; break;
+		case 1004: cf.drop_prob = optarg; break;
+		case 1005: cf.drop_errno = optarg; break;
+		case 1006: cf.seed = optarg; break;
+		case 1007: cf.decision_log = optarg; break;
+		case 1008: cf.replay = optarg; break;
 		case 'o':
 			if (o) {
 				cli_error("-o given twice: put all FUSE options in one list");
@@ -179,6 +220,8 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		return EXIT_USAGE;
 	}
 	a->client_id = id ? id : getenv("EDDYFS_CLIENT_ID");
+	if (!a->client_id || !*a->client_id)
+		a->client_id = getenv("CHAOSFS_CLIENT_ID");
 	if (!a->client_id || !*a->client_id)
 		a->client_id = "client";
 	if (strlen(a->client_id) > 64 ||
@@ -251,6 +294,17 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 			cli_error("queue config: %s", err);
 			return EXIT_USAGE;
 		}
+	}
+	if (mount_chaos_parse(&cf, a->client_id, &a->chaos) != 0)
+		return EXIT_USAGE;
+	if (a->chaos.on && coh) {
+		cli_error("--coherence does not apply under chaos: the chaos knobs decide "
+			  "what this client caches");
+		return EXIT_USAGE;
+	}
+	if (a->chaos.on && a->queues) {
+		cli_error("--chaos and --queues cannot be combined (yet)");
+		return EXIT_USAGE;
 	}
 	if (!threads)
 		threads = getenv("EDDYFS_THREADS");
@@ -509,6 +563,11 @@ static int open_log(const struct mount_args *a)
 	return fd;
 }
 
+static void chaos_log_line(void *arg, const char *line)
+{
+	eddy_log_write(arg, EDDY_LOG_INFO, "%s", line);
+}
+
 /* The daemon proper; returns its exit status. */
 static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 {
@@ -539,6 +598,14 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 	} else {
 		dir_options_default(&dopt);
 		cache_policy(a, &dopt, &fo.notify);
+		if (a->chaos.on) {
+			/* The chaos layer is the only cache: the truth below it
+			 * is read fresh every time. */
+			dopt.entry_timeout = dopt.attr_timeout = dopt.negative_timeout = 0;
+			dopt.keep_cache = dopt.cache_readdir = false;
+			dopt.watch = DIR_WATCH_NONE;
+			fo.notify = false;
+		}
 		r = dir_fs_open(a->backing, &dopt, &fs, err, sizeof(err));
 	}
 	if (r < 0) {
@@ -567,6 +634,23 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 		fs = qfs;
 		/* Reaped queues and pops reach the kernel through the notifier. */
 		fo.notify = true;
+	}
+	if (a->chaos.on) {
+		struct chaos_options co = a->chaos.opt;
+		struct eddy_fs *cfs;
+
+		co.log = chaos_log_line;
+		co.log_arg = &log;
+		if (chaos_fs_open(fs, &co, &cfs, err, sizeof(err)) < 0) {
+			fs->ops->destroy(fs);
+			eddy_log_write(&log, EDDY_LOG_ERROR, "%s", err);
+			if (ready_fd >= 0)
+				dprintf(ready_fd, "error: %s\n", err);
+			else
+				cli_error("%s", err);
+			return 1;
+		}
+		fs = cfs;
 	}
 	fo.mountpoint = a->mountpoint;
 	fo.fsname = a->backing;
@@ -611,8 +695,12 @@ static int wait_ready(const struct mount_args *a, pid_t child, int rfd)
 			  len > 7 ? buf + 7 : "the daemon exited early (see the log)");
 		return 1;
 	}
-	/* statfs always reaches the daemon: once it answers, the mount is live. */
-	if (statfs(a->mountpoint, &sf) < 0 || sf.f_type != FUSE_SUPER_MAGIC) {
+	/* statfs always reaches the daemon: once it answers, the mount is live.
+	 * Under chaos the answer may be a dropped statfs (an error that is not
+	 * ENOTCONN): that is an answer too. */
+	if (statfs(a->mountpoint, &sf) < 0 ? (errno == ENOTCONN || !a->chaos.on ||
+					       !cli_is_mountpoint(a->mountpoint))
+					    : sf.f_type != FUSE_SUPER_MAGIC) {
 		cli_error("mount at %s does not answer: %s", a->mountpoint, strerror(errno));
 		return 1;
 	}

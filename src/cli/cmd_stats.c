@@ -2,17 +2,10 @@
 ** cmd_stats.c -- `eddyfs stats --mount P`: ask a running mount for its
 ** counters over its control socket and print them ("key value" lines).
 */
-#include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <stdio.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include "cli.h"
-#include "../util/runtime.h"
 
 static const char stats_usage[] =
 	"Usage: eddyfs stats --mount P\n"
@@ -34,12 +27,8 @@ int cmd_stats(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct eddy_runtime_paths rt;
 	const char *mnt = NULL;
-	char abs[PATH_MAX], buf[4096];
-	ssize_t n;
-	int c, fd;
+	int c;
 
 	opterr = 0;
 	optind = 1;
@@ -58,22 +47,5 @@ int cmd_stats(int argc, char **argv)
 		cli_error("stats needs --mount P (see eddyfs stats --help)");
 		return EXIT_USAGE;
 	}
-	if (cli_abspath(mnt, abs, sizeof(abs)) < 0 || eddy_runtime_find(abs, &rt) <= 0 ||
-	    !rt.sock[0]) {
-		cli_error("%s is not a running eddyfs mount of this user", mnt);
-		return EXIT_USAGE;
-	}
-	memcpy(sa.sun_path, rt.sock, strlen(rt.sock) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    write(fd, "stats\n", 6) != 6) {
-		cli_error("cannot reach the daemon of %s: %s", mnt, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return 1;
-	}
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		fwrite(buf, 1, (size_t)n, stdout);
-	close(fd);
-	return 0;
+	return cli_control_request(mnt, "stats");
 }

@@ -19,6 +19,8 @@ static const char usage[] =
 	"  umount --mount P [--mount P ...] | --mount-base D\n"
 	"                            unmount eddyfs mounts, wait for their daemons\n"
 	"  stats --mount P           print a running mount's counters\n"
+	"  chaos show|set|clear --mount P [knob=value ...]\n"
+	"                            inspect or change a chaos mount's knobs\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help      show this help; eddyfs <command> --help for a command\n"
@@ -48,6 +50,8 @@ int main(int argc, char **argv)
 		return cmd_umount(argc - 1, argv + 1);
 	if (!strcmp(cmd, "stats"))
 		return cmd_stats(argc - 1, argv + 1);
+	if (!strcmp(cmd, "chaos"))
+		return cmd_chaos(argc - 1, argv + 1);
 	cli_error("unknown command '%s' (see eddyfs --help)", cmd);
 	return EXIT_USAGE;
 }

@@ -3,6 +3,8 @@
 ** the runtime dir, mode 0600). One request per connection, one line in,
 ** "key value" lines out, then the connection closes:
 **   stats    counters of the frontend and of the filesystem implementation
+**   other    handed to the implementation's control op (chaos set/show/
+**            clear); a refusal is one "error: <reason>" line
 ** The CLI's `eddyfs stats --mount P` is its client. One thread, signals
 ** blocked, stopped by shutdown() of the listening socket.
 */
@@ -71,7 +73,7 @@ void fe_report(struct eddy_frontend *fe, eddy_stat_fn fn, void *arg)
 static void serve(struct fe_control *ctl, int cfd)
 {
 	struct report_buf b = { 0 };
-	char cmd[256];
+	char cmd[1024];
 	ssize_t n;
 	size_t off = 0;
 
@@ -80,10 +82,28 @@ static void serve(struct fe_control *ctl, int cfd)
 		return;
 	cmd[n] = 0;
 	cmd[strcspn(cmd, "\r\n")] = 0;
-	if (strcmp(cmd, "stats") == 0)
+	if (strcmp(cmd, "stats") == 0) {
 		fe_report(ctl->fe, report_line, &b);
-	else
-		report_line(&b, "error_unknown_command", 1);
+	} else {
+		struct eddy_fs *fs = ctl->fe->fs;
+		char err[256] = "";
+		int r = fs->ops->control ? fs->ops->control(fs, cmd, report_line, &b, err,
+							    sizeof(err))
+					 : -ENOSYS;
+
+		if (r == -ENOSYS)
+			snprintf(err, sizeof(err), "this mount does not know '%.100s'", cmd);
+		if (r < 0) {
+			char line[300];
+
+			free(b.p);
+			n = snprintf(line, sizeof(line), "error: %.256s\n",
+				     err[0] ? err : strerror(-r));
+			if (n > 0 && write(cfd, line, (size_t)n) < 0)
+				return;
+			return;
+		}
+	}
 	while (b.p && off < b.len) {
 		n = write(cfd, b.p + off, b.len - off);
 		if (n <= 0)

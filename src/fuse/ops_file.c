@@ -30,7 +30,7 @@ static void set_open_flags(struct fuse_file_info *fi, const struct eddy_open *ho
 	fi->nonseekable = how->nonseekable;
 	/* Without the exact POSIX close rule no FLUSH is needed: an owner's
 	 * locks go when the open file it used is released. */
-	fi->noflush = !fe_posix_flush;
+	fi->noflush = !fe_posix_flush && !how->wants_flush;
 }
 
 /* With the writeback cache the kernel reads pages through any open file

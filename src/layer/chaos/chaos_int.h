@@ -1,0 +1,230 @@
+/*
+** chaos_int.h -- internals of the chaos layer, private to src/layer/chaos/.
+**
+** State, keyed by inode number (never by path), all under cfs.lock unless
+** said otherwise; cfs.lock is never held across a call into the inner
+** filesystem:
+**   - cnodes: every inode this client holds for some reason: references
+**     the kernel holds through us (kref), inner references we hold (iref,
+**     returned with one forget when the cnode goes), cached attributes and
+**     listing, open files, and the client's unpublished data changes;
+**   - entries: cached lookups (parent, name) -> inode or absence (ino 0),
+**     each with its expiry; a positive entry keeps its cnode alive;
+**   - the pending FIFO: this client's unpublished changes in the order it
+**     made them; the publisher applies them to the inner filesystem when
+**     due, never one before an earlier one.
+** Lock order: cfs.publish -> cnode.io -> cfs.lock. cnode.io serialises the
+** client's view of one inode's data (inner read + pending changes) with
+** the publication of a change to it.
+*/
+#ifndef EDDY_CHAOS_INT_H
+#define EDDY_CHAOS_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "chaos.h"
+
+/* One entry of a listing snapshot. */
+struct cdent {
+	char *name;
+	uint64_t ino;
+	mode_t type;               /* S_IFMT bits */
+};
+
+struct clisting {
+	struct cdent *v;
+	size_t n;
+	unsigned refs;             /* the cache and open handles share it */
+};
+
+enum cpend_kind { CP_WRITE, CP_TRUNCATE };
+
+/* An unpublished change of file data. */
+struct cpend {
+	enum cpend_kind kind;
+	uint64_t ino;
+	struct cfile *f;           /* the handle it came through, or NULL */
+	off_t off;                 /* write: offset; truncate: new size */
+	size_t len;
+	char *data;
+	double due;                /* monotonic seconds */
+	struct timespec made;      /* wall clock: the view's mtime */
+	struct eddy_ctx ctx;
+	struct cpend *next;        /* the client's FIFO */
+	struct cpend *inext;       /* this inode's changes, in order */
+};
+
+struct cnode {
+	uint64_t ino;
+	uint64_t kref;             /* kernel references through this layer */
+	uint64_t iref;             /* inner references held */
+	unsigned eref;             /* positive cached entries naming it */
+	unsigned opens;            /* open layer files */
+	struct stat attr;          /* last known inner attributes */
+	bool have_attr;
+	double attr_at;            /* monotonic time fetched; CHAOS_STALE: dropped */
+	struct clisting *listing;  /* directories: cached inner listing */
+	double list_at;
+	struct cpend *pfirst, *plast;   /* unpublished changes */
+	size_t npend;
+	pthread_mutex_t io;
+	struct cnode *next_hash;
+};
+
+struct centry {
+	uint64_t parent;
+	char *name;
+	uint64_t ino;              /* 0: cached absence */
+	double at;                 /* monotonic time fetched */
+	struct centry *next_hash;
+};
+
+struct cfile {
+	struct eddy_file base;
+	struct eddy_file *inner;
+	int flags;
+	unsigned refs;             /* the kernel's handle + pending changes */
+	bool released;
+	int pub_err;               /* a failed publication, told at flush/fsync */
+	bool dir;
+	struct clisting *snap;     /* directories: the listing being read */
+};
+
+struct creplay {
+	uint64_t seq;
+	char op[24];
+	bool drop;
+	int err;
+};
+
+struct cfs {
+	struct eddy_fs base;
+	struct eddy_fs_ops ops;
+	struct eddy_fs *inner;
+	char *client;
+	pthread_mutex_t lock;
+	struct chaos_knobs k;
+
+	struct cnode **nodes;
+	size_t nnodes_b, nnodes;
+	struct centry **entries;
+	size_t nentries_b, nentries;
+	size_t inserts_since_sweep;
+
+	/* unpublished changes */
+	struct cpend *pfirst, *plast;
+	size_t npend;
+	size_t pend_bytes;
+	pthread_mutex_t publish;
+	pthread_cond_t pend_cond;
+	pthread_t publisher;
+	bool publisher_running;
+	bool stopping;
+
+	/* decisions */
+	uint64_t seed;
+	uint64_t rng[4];
+	uint64_t seq;
+	FILE *dlog;
+	struct creplay *replay;
+	size_t nreplay, replay_pos;
+	bool diverged;
+	double t0;
+	void (*log)(void *arg, const char *line);
+	void *log_arg;
+
+	/* counters (under lock) */
+	long long n_dropped, n_passed, n_attr_hits, n_entry_hits, n_neg_hits, n_list_hits;
+	long long n_delayed, n_published, n_publish_failed, n_divergences;
+};
+
+/* The knobs change at run time (chaos set): read and written atomically. */
+static inline long k_ttl(struct cfs *s)
+{
+	return __atomic_load_n(&s->k.meta_ttl_ms, __ATOMIC_RELAXED);
+}
+
+static inline long k_wdelay(struct cfs *s)
+{
+	return __atomic_load_n(&s->k.write_delay_ms, __ATOMIC_RELAXED);
+}
+
+static inline int k_drop_errno(struct cfs *s)
+{
+	return __atomic_load_n(&s->k.drop_errno, __ATOMIC_RELAXED);
+}
+
+static inline double k_drop_prob(struct cfs *s)
+{
+	double p;
+
+	__atomic_load(&s->k.drop_prob, &p, __ATOMIC_RELAXED);
+	return p;
+}
+
+static inline struct cfs *cfs_of(struct eddy_fs *fs)
+{
+	return (struct cfs *)fs;
+}
+
+double chaos_now(void);
+
+/* Cached things are fresh while fetched + meta-ttl (the knob now in force,
+** so that chaos set/clear applies to what is cached too) is in the future. */
+#define CHAOS_STALE (-1e18)
+bool chaos_fresh(struct cfs *s, double at);
+
+/* chaos_cache.c: the client's caches and inode references */
+struct cnode *cnode_find(struct cfs *s, uint64_t ino);
+struct cnode *cnode_get(struct cfs *s, uint64_t ino);
+uint64_t cnode_release_if_unused(struct cfs *s, struct cnode *n);
+void cnode_forget_inner(struct cfs *s, uint64_t ino, uint64_t iref);
+void chaos_took_entry(struct cfs *s, uint64_t parent, const char *name,
+		      struct eddy_entry *e, bool cache_name);
+void chaos_own_change(struct cfs *s, uint64_t parent, const char *name, uint64_t child);
+void chaos_entry_absent(struct cfs *s, uint64_t parent, const char *name);
+void chaos_attr_drop(struct cfs *s, uint64_t ino);
+void chaos_attr_store(struct cfs *s, uint64_t ino, const struct stat *st);
+uint64_t chaos_peek_child(struct cfs *s, const struct eddy_ctx *c, uint64_t parent,
+			  const char *name);
+void chaos_listing_put(struct clisting *l);
+void chaos_cache_free(struct cfs *s);
+int c_lookup(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, const char *name,
+	     struct eddy_entry *out);
+void c_forget(struct eddy_fs *fs, uint64_t ino, uint64_t nlookup);
+int c_getattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, struct eddy_file *f,
+	      struct stat *st, double *attr_timeout);
+int c_opendir(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, struct eddy_file **fp,
+	      struct eddy_open *how);
+int c_readdir(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file *d, uint64_t cookie,
+	      bool plus, eddy_fill_fn fill, void *buf);
+void c_releasedir(struct eddy_fs *fs, struct eddy_file *d);
+
+/* chaos_data.c: the client's unpublished data and its publisher */
+void chaos_view_attr(struct cfs *s, uint64_t ino, struct stat *st);
+int chaos_publish_through(struct cfs *s, uint64_t ino);
+int chaos_publisher_start(struct cfs *s);
+void chaos_publisher_stop(struct cfs *s);
+void cfile_put(struct cfs *s, struct cfile *f);
+struct cfile *cfile_new(struct eddy_file *inner, uint64_t ino, int flags);
+ssize_t c_read(struct eddy_fs *fs, struct eddy_file *f, void *buf, size_t size, off_t off);
+ssize_t c_write(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file *f,
+		const void *buf, size_t size, off_t off);
+int c_truncate_delayed(struct cfs *s, const struct eddy_ctx *c, uint64_t ino, struct cfile *f,
+		       off_t size);
+int c_flush(struct eddy_fs *fs, struct eddy_file *f);
+int c_fsync(struct eddy_fs *fs, struct eddy_file *f, bool datasync);
+void c_release(struct eddy_fs *fs, struct eddy_file *f);
+
+/* chaos_decide.c: the seeded random source, drops, the decision log */
+void chaos_rng_seed(struct cfs *s, uint64_t seed);
+int chaos_drop(struct cfs *s, const char *op, uint64_t ino);
+void chaos_decision(struct cfs *s, const char *op, uint64_t ino, const char *name,
+		    const char *decision, double ms);
+int chaos_replay_load(struct cfs *s, const char *path, char *err, size_t errlen);
+void chaos_logf(struct cfs *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif /* EDDY_CHAOS_INT_H */

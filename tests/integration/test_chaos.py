@@ -1,0 +1,434 @@
+"""The chaos layer (issue 4, first part): ChaosFS's knobs with faithful,
+observer-relative semantics, on real mounts with two clients over one
+backing directory.
+
+Timing: a check that something is still stale uses a delay or TTL of a
+minute (the check happens long before it ends); a check that something
+became visible waits for it with a bound (wait_for), or makes it happen
+(fsync, `eddyfs chaos set`). No timing threshold is asserted."""
+
+import errno
+import fcntl
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import base_env, parse_stats, wait_for
+
+LONG = "60000"          # ms: "still stale" for the whole test
+
+
+def chaos(*knobs):
+    """extra_args for a chaos mount with these knobs (others set to 0)."""
+    d = {"meta-ttl": "0", "write-delay": "0", "rename-delay": "0", "drop-prob": "0"}
+    for k in knobs:
+        key, val = k.split("=", 1)
+        d[key] = val
+    args = ["--chaos"]
+    for key, val in d.items():
+        args += [f"--{key}", val]
+    return args
+
+
+def two_clients(make_mount, a_knobs=(), b_knobs=()):
+    a = make_mount(extra_args=chaos(*a_knobs) + ["--client-id", "A"])
+    b = make_mount(backing=a.backing, extra_args=chaos(*b_knobs) + ["--client-id", "B"])
+    return a, b
+
+
+def read(p):
+    with open(p, "rb") as f:
+        return f.read()
+
+
+def stat_or_errno(p):
+    try:
+        return os.stat(p)
+    except OSError as e:
+        return e.errno
+
+
+# --------------------------------------------------------------------------
+# write delay: the writer sees its data at once, the others late
+
+
+def test_writer_sees_own_writes_others_see_them_late(make_mount):
+    a, b = two_clients(make_mount, a_knobs=["write-delay=" + LONG])
+    (a.backing / "f").write_bytes(b"old")
+    with open(a.mnt / "f", "r+b") as f:
+        f.write(b"NEW-and-longer")
+        f.flush()
+        # read-your-writes, through another descriptor too
+        assert read(a.mnt / "f") == b"NEW-and-longer"
+        assert os.stat(a.mnt / "f").st_size == len(b"NEW-and-longer")
+        # the other client and the truth still have the old data
+        assert read(b.mnt / "f") == b"old"
+        assert os.stat(b.mnt / "f").st_size == 3
+        assert (a.backing / "f").read_bytes() == b"old"
+        st = a.stats()
+        assert st["chaos_pending"] >= 1
+        # fsync publishes
+        os.fsync(f.fileno())
+    assert (a.backing / "f").read_bytes() == b"NEW-and-longer"
+    assert read(b.mnt / "f") == b"NEW-and-longer"
+    assert a.stats()["chaos_pending"] == 0
+
+
+def test_write_published_after_the_delay(make_mount):
+    a, b = two_clients(make_mount, a_knobs=["write-delay=200"])
+    (a.mnt / "f").write_bytes(b"x" * 5000)
+    wait_for(lambda: read(b.mnt / "f") == b"x" * 5000, timeout=30,
+             what="the write published to the other client")
+    assert a.stats()["chaos_published"] >= 1
+
+
+def test_append_and_overwrite_view(make_mount):
+    """The writer's view applies its pending changes in order: appends,
+    overwrites inside, truncates, holes."""
+    a, b = two_clients(make_mount, a_knobs=["write-delay=" + LONG])
+    p = a.mnt / "f"
+    (a.backing / "f").write_bytes(b"0123456789")
+    with open(p, "ab") as f:
+        f.write(b"ABC")
+    with open(p, "r+b") as f:
+        f.seek(2)
+        f.write(b"xx")
+        f.seek(20)
+        f.write(b"Z")
+    expect = b"01xx456789ABC" + b"\0" * 7 + b"Z"
+    assert read(p) == expect
+    os.truncate(p, 4)
+    assert read(p) == b"01xx"
+    assert os.stat(p).st_size == 4
+    with open(p, "ab") as f:
+        f.write(b"!")
+    assert read(p) == b"01xx!"
+    assert read(b.mnt / "f") == b"0123456789"
+    # clear publishes everything, in order
+    r = a.run("chaos", "clear", "--mount", a.mnt)
+    assert r.returncode == 0, r.stderr
+    assert (a.backing / "f").read_bytes() == b"01xx!"
+    assert read(b.mnt / "f") == b"01xx!"
+
+
+def test_truncate_and_o_trunc_delayed(make_mount):
+    a, b = two_clients(make_mount, a_knobs=["write-delay=" + LONG])
+    (a.backing / "f").write_bytes(b"keep me")
+    with open(a.mnt / "f", "wb") as f:      # O_TRUNC
+        pass
+    assert read(a.mnt / "f") == b""
+    assert read(b.mnt / "f") == b"keep me"
+    assert (a.backing / "f").read_bytes() == b"keep me"
+
+
+def test_pending_writes_published_at_unmount(make_mount):
+    a, b = two_clients(make_mount, a_knobs=["write-delay=" + LONG])
+    (a.mnt / "f").write_bytes(b"before unmount")
+    assert (a.backing / "f").read_bytes() == b""
+    a.umount()
+    assert (a.backing / "f").read_bytes() == b"before unmount"
+
+
+def test_large_sequential_write_readback(make_mount):
+    """Sequential writes coalesce; the writer reads its 8 MiB back exactly."""
+    a, b = two_clients(make_mount, a_knobs=["write-delay=" + LONG])
+    data = os.urandom(8 << 20)
+    with open(a.mnt / "big", "wb") as f:
+        for i in range(0, len(data), 128 << 10):
+            f.write(data[i:i + (128 << 10)])
+    assert read(a.mnt / "big") == data
+    assert os.stat(b.mnt / "big").st_size == 0
+    with open(a.mnt / "big", "rb+") as f:
+        os.fsync(f.fileno())
+    assert read(b.mnt / "big") == data
+
+
+# --------------------------------------------------------------------------
+# meta-ttl: the observer keeps serving what it fetched
+
+
+def test_observer_serves_cached_attributes_names_absences_listings(make_mount):
+    a, b = two_clients(make_mount, b_knobs=["meta-ttl=" + LONG])
+    d = a.backing
+    (d / "old").write_bytes(b"abc")
+    # B fetches: attributes, a name, an absence, a listing
+    assert os.stat(b.mnt / "old").st_size == 3
+    assert stat_or_errno(b.mnt / "new") == errno.ENOENT
+    assert sorted(os.listdir(b.mnt)) == ["old"]
+    # A changes all of it
+    (a.mnt / "new").write_bytes(b"fresh")
+    with open(a.mnt / "old", "ab") as f:
+        f.write(b"defgh")
+    os.rename(a.mnt / "old", a.mnt / "moved")
+    # A sees its own changes at once
+    assert sorted(os.listdir(a.mnt)) == ["moved", "new"]
+    # B still serves what it cached: absence, old name, old size, listing
+    assert stat_or_errno(b.mnt / "new") == errno.ENOENT
+    assert os.stat(b.mnt / "old").st_size == 3
+    assert sorted(os.listdir(b.mnt)) == ["old"]
+    st = b.stats()
+    assert st["chaos_stale_absent_hits"] >= 1
+    assert st["chaos_stale_entry_hits"] >= 1
+    assert st["chaos_stale_listing_hits"] >= 1
+    # B's own change is seen by B at once
+    (b.mnt / "mine").write_bytes(b"b")
+    assert os.stat(b.mnt / "mine").st_size == 1
+    assert "mine" in os.listdir(b.mnt)
+    # a shorter TTL applies to what is cached too
+    r = b.run("chaos", "set", "--mount", b.mnt, "meta-ttl=0")
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(b.mnt)) == ["mine", "moved", "new"]
+    assert stat_or_errno(b.mnt / "old") == errno.ENOENT
+    assert os.stat(b.mnt / "moved").st_size == 8
+
+
+def test_ttl_expires_by_itself(make_mount):
+    a, b = two_clients(make_mount, b_knobs=["meta-ttl=300"])
+    assert stat_or_errno(b.mnt / "f") == errno.ENOENT
+    (a.mnt / "f").write_bytes(b"1")
+    wait_for(lambda: (b.mnt / "f").exists(), timeout=30,
+             what="the cached absence to expire")
+
+
+def test_cached_name_of_a_removed_file(make_mount):
+    """A name cached by B still leads to the inode A removed (NFS-like):
+    B keeps reading its last attributes until the TTL ends."""
+    a, b = two_clients(make_mount, b_knobs=["meta-ttl=" + LONG])
+    (a.mnt / "gone").write_bytes(b"data")
+    assert os.stat(b.mnt / "gone").st_size == 4
+    os.unlink(a.mnt / "gone")
+    assert not (a.mnt / "gone").exists()
+    assert os.stat(b.mnt / "gone").st_size == 4
+
+
+# --------------------------------------------------------------------------
+# drops
+
+
+def test_drop_everything_fails_with_eio_and_leaks_nothing(make_mount):
+    a = make_mount(extra_args=chaos())
+    (a.mnt / "f").write_bytes(b"hello")
+    r = a.run("chaos", "set", "--mount", a.mnt, "drop-prob=1")
+    assert r.returncode == 0, r.stderr
+    for _ in range(20):
+        with pytest.raises(OSError) as e:
+            read(a.mnt / "f")
+        assert e.value.errno == errno.EIO
+    # lookups are never dropped: the name still resolves for access()
+    assert os.access(a.mnt / "f", os.F_OK)
+    r = a.run("chaos", "set", "--mount", a.mnt, "drop-prob=0")
+    assert r.returncode == 0, r.stderr
+    assert read(a.mnt / "f") == b"hello"
+    st = a.stats()
+    assert st["chaos_dropped"] >= 20
+    wait_for(lambda: a.stats()["open_files"] == 0, what="no open file left")
+
+
+def test_dropped_flush_fails_close_after_the_data_is_written(make_mount):
+    a = make_mount(extra_args=chaos())
+    fd = os.open(a.mnt / "f", os.O_CREAT | os.O_WRONLY, 0o644)
+    os.write(fd, b"written")
+    r = a.run("chaos", "set", "--mount", a.mnt, "drop-prob=1", "drop-errno=ENOSPC")
+    assert r.returncode == 0, r.stderr
+    with pytest.raises(OSError) as e:
+        os.close(fd)
+    assert e.value.errno == errno.ENOSPC
+    a.run("chaos", "clear", "--mount", a.mnt)
+    assert (a.backing / "f").read_bytes() == b"written"
+    wait_for(lambda: a.stats()["open_files"] == 0, what="the file closed for real")
+
+
+WORKLOAD = r"""
+import os, sys, json
+d = sys.argv[1]
+out = []
+for i in range(60):
+    p = os.path.join(d, "f%d" % (i % 5))
+    try:
+        fd = os.open(p, os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError as e:
+        out.append("open:%d" % e.errno); continue
+    try:
+        os.write(fd, b"x")
+        out.append("w")
+    except OSError as e:
+        out.append("write:%d" % e.errno)
+    try:
+        os.close(fd)
+        out.append("c")
+    except OSError as e:
+        out.append("close:%d" % e.errno)
+print(json.dumps(out))
+"""
+
+
+def run_workload(mnt):
+    r = subprocess.run(["/usr/bin/python3", "-c", WORKLOAD, str(mnt)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_decision_log_and_replay(make_mount, workdir):
+    log = workdir / "decisions.jsonl"
+    a = make_mount(extra_args=chaos("drop-prob=0.3") + ["--seed", "7",
+                                                        "--decision-log", log])
+    first = run_workload(a.mnt)
+    assert any(":" in o for o in first), "p=0.3 dropped nothing in 180 operations"
+    a.umount()
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    drops = [x for x in lines if x["decision"] in ("drop", "pass")]
+    assert drops and all(x["client"] == "client" for x in drops)
+    assert [x["seq"] for x in drops] == sorted(x["seq"] for x in drops)
+    # same seed, same client, same requests: same outcomes
+    b = make_mount(extra_args=chaos("drop-prob=0.3") + ["--seed", "7"])
+    assert run_workload(b.mnt) == first
+    # replay with another seed: the log decides
+    c = make_mount(extra_args=chaos("drop-prob=0.3") + ["--seed", "99", "--replay", log])
+    assert run_workload(c.mnt) == first
+    assert c.stats()["chaos_replay_divergences"] == 0
+
+
+def test_replay_reports_divergence(make_mount, workdir):
+    log = workdir / "decisions.jsonl"
+    a = make_mount(extra_args=chaos("drop-prob=0.5") + ["--seed", "3",
+                                                        "--decision-log", log])
+    run_workload(a.mnt)
+    a.umount()
+    b = make_mount(extra_args=chaos("drop-prob=0.5") + ["--replay", log])
+    for _ in range(3):
+        try:
+            os.listdir(b.mnt)       # opendir first: not what the log has
+        except OSError:
+            pass
+    wait_for(lambda: b.stats()["chaos_replay_divergences"] == 1, what="divergence")
+    assert re.search(r"replay diverged at seq \d+: the log has \w+, this run opendir",
+                     b.log.read_text())
+
+
+# --------------------------------------------------------------------------
+# locks, knobs, refusals
+
+
+def test_locks_conflict_across_chaos_clients(make_mount):
+    a, b = two_clients(make_mount, a_knobs=["meta-ttl=" + LONG],
+                       b_knobs=["meta-ttl=" + LONG])
+    (a.mnt / "lock").write_bytes(b"")
+    fa = open(a.mnt / "lock", "r+")
+    fb = open(b.mnt / "lock", "r+")
+    try:
+        fcntl.lockf(fa, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(OSError) as e:
+            fcntl.lockf(fb, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert e.value.errno in (errno.EAGAIN, errno.EACCES)
+    finally:
+        fa.close()
+        fb.close()
+
+
+def test_chaosfs_environment_and_precedence(make_mount):
+    env = base_env(CHAOSFS_META_TTL_MS="111", CHAOSFS_WRITE_DELAY_MS="222",
+                   EDDYFS_WRITE_DELAY_MS="333", CHAOSFS_DROP_PROB="0.25",
+                   CHAOSFS_SEED="5", CHAOSFS_CLIENT_ID="envclient")
+    a = make_mount(env=env, extra_args=["--rename-delay", "444"])
+    st = a.stats()
+    assert st["chaos_meta_ttl_ms"] == 111
+    assert st["chaos_write_delay_ms"] == 333      # EDDYFS_ beats CHAOSFS_
+    assert st["chaos_rename_delay_ms"] == 444     # the flag beats both
+    assert st["chaos_drop_ppm"] == 250000
+    assert st["chaos_seed"] == 5
+    assert "envclient" in a.log.read_text()
+
+
+def test_chaosfs_defaults(make_mount):
+    a = make_mount(extra_args=["--chaos"])
+    st = a.stats()
+    assert (st["chaos_meta_ttl_ms"], st["chaos_write_delay_ms"],
+            st["chaos_rename_delay_ms"], st["chaos_drop_ppm"]) == (1500, 800, 1200, 0)
+
+
+def test_no_chaos_no_layer(make_mount):
+    a = make_mount()
+    assert not any(k.startswith("chaos_") for k in a.stats())
+
+
+@pytest.mark.parametrize("args,env,msg", [
+    (["--meta-ttl", "abc"], {}, "--meta-ttl=abc"),
+    (["--write-delay", "-5"], {}, "--write-delay=-5"),
+    (["--drop-prob", "1.5"], {}, "--drop-prob=1.5"),
+    (["--drop-errno", "EWHATEVER"], {}, "drop-errno"),
+    (["--seed", "x"], {}, "--seed x"),
+    (["--chaos=nfs"], {}, "unknown profile"),
+    (["--chaos", "--coherence=off"], {}, "--coherence does not apply"),
+    (["--chaos", "--queues"], {}, "cannot be combined"),
+    ([], {"CHAOSFS_META_TTL_MS": "soon"}, "CHAOSFS_META_TTL_MS"),
+    ([], {"CHAOSFS_DROP_PROB": "-0.1"}, "CHAOSFS_DROP_PROB"),
+], ids=["ttl", "delay", "prob", "errno", "seed", "profile", "coherence", "queues",
+        "env-ttl", "env-prob"])
+def test_bad_values_refused(make_mount, args, env, msg):
+    m = make_mount(extra_args=args, env=base_env(**env), check=False)
+    r = m.mount_result
+    assert r.returncode == 2, r.stderr
+    assert msg in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not m.is_mounted()
+
+
+def test_replay_log_garbage_refused(make_mount, workdir):
+    bad = workdir / "bad.jsonl"
+    bad.write_text("not json\n")
+    m = make_mount(extra_args=["--replay", bad], check=False)
+    assert m.mount_result.returncode == 2
+    assert "line 1 is not a decision record" in m.mount_result.stderr
+
+
+def test_chaos_cli(make_mount, run_eddy, workdir):
+    a = make_mount(extra_args=chaos())
+    r = run_eddy("chaos", "set", "--mount", a.mnt, "meta-ttl=25", "drop-errno=EDQUOT")
+    assert r.returncode == 0, r.stderr
+    st = parse_stats(r.stdout)
+    assert st["chaos_meta_ttl_ms"] == 25 and st["chaos_drop_errno"] == errno.EDQUOT
+    assert parse_stats(run_eddy("chaos", "show", "--mount", a.mnt).stdout)[
+        "chaos_meta_ttl_ms"] == 25
+    for argv, rc in [(["set", "--mount", a.mnt, "meta-ttl=-1"], 2),
+                     (["set", "--mount", a.mnt, "colour=blue"], 2),
+                     (["set", "--mount", a.mnt], 2),
+                     (["frobnicate", "--mount", a.mnt], 2),
+                     (["show"], 2),
+                     (["show", "--mount", workdir], 2)]:
+        r = run_eddy("chaos", *argv)
+        assert r.returncode == rc, (argv, r.stdout, r.stderr)
+        assert r.stderr.startswith("eddyfs: "), r.stderr
+    # a plain mount has no chaos to control
+    p = make_mount()
+    r = run_eddy("chaos", "show", "--mount", p.mnt)
+    assert r.returncode == 1 and "does not know" in r.stderr
+
+
+def test_programs_on_a_chaos_client(make_mount):
+    """Real programs on one chaos client see a consistent filesystem
+    (read-your-writes): tar and a checksum round trip, git init+commit."""
+    a = make_mount(extra_args=["--chaos"])
+    src = a.mnt / "src"
+    os.mkdir(src)
+    for i in range(30):
+        (src / f"file{i}").write_bytes(os.urandom(1000 + 100 * i))
+    r = subprocess.run(["tar", "-cf", str(a.mnt / "t.tar"), "-C", str(a.mnt), "src"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    os.mkdir(a.mnt / "out")
+    r = subprocess.run(["tar", "-xf", str(a.mnt / "t.tar"), "-C", str(a.mnt / "out")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    for i in range(30):
+        assert read(a.mnt / "out" / "src" / f"file{i}") == read(src / f"file{i}")
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@x",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@x")
+    for argv in (["git", "init", "-q"], ["git", "add", "."],
+                 ["git", "commit", "-qm", "one"], ["git", "fsck", "--strict"]):
+        r = subprocess.run(argv, cwd=str(src), capture_output=True, text=True,
+                           timeout=120, env=env)
+        assert r.returncode == 0, (argv, r.stderr)
