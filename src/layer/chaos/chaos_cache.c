@@ -213,8 +213,11 @@ static void entry_unref(struct cfs *s, struct centry *e, struct forgets *fg)
 	struct cnode *n;
 
 	if (e->ino && (n = cnode_find(s, e->ino))) {
+		uint64_t iref;
+
 		n->eref--;
-		forgets_add(s, fg, n->ino, cnode_release_if_unused(s, n));
+		iref = cnode_release_if_unused(s, n);      /* may free n */
+		forgets_add(s, fg, e->ino, iref);
 	}
 }
 

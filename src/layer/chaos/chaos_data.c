@@ -208,7 +208,7 @@ static bool coalesce(struct cfs *s, struct cnode *n, struct cfile *f, const void
 	struct cpend *p = s->plast;
 	char *d;
 
-	if (!p || p != n->plast || p->kind != CP_WRITE || p->f != f ||
+	if (!p || p != n->plast || p->publishing || p->kind != CP_WRITE || p->f != f ||
 	    p->off + (off_t)p->len != off || p->len + size > ((size_t)4 << 20))
 		return false;
 	d = realloc(p->data, p->len + size);
@@ -360,6 +360,7 @@ static int publish_one(struct cfs *s, bool force)
 		return 0;
 	}
 	n = cnode_find(s, p->ino);
+	p->publishing = true;
 	pthread_mutex_unlock(&s->lock);
 
 	pthread_mutex_lock(&n->io);

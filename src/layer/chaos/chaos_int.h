@@ -53,6 +53,7 @@ struct cpend {
 	double due;                /* monotonic seconds */
 	struct timespec made;      /* wall clock: the view's mtime */
 	struct eddy_ctx ctx;
+	bool publishing;           /* being applied: never extended again */
 	struct cpend *next;        /* the client's FIFO */
 	struct cpend *inext;       /* this inode's changes, in order */
 };
