@@ -23,7 +23,9 @@
 **      close() fail after the file was closed for real, as on NFS.
 **   5. State is keyed by inode number, never by path.
 **   6. Locks go through to the inner filesystem: they conflict across
-**      clients and with plain processes.
+**      clients and with plain processes. Taking or releasing one publishes
+**      this client's pending changes and refetches the file's attributes
+**      (locks are coherency points, as on NFS).
 ** Not yet: rename-delay (namespace changes are published at once).
 */
 #include <errno.h>
@@ -504,6 +506,14 @@ static int c_removexattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t 
 	return r;
 }
 
+/* Locks are coherency points (as on NFS): taking or releasing one
+** publishes this client's pending changes first, and the attributes of the
+** file are fetched fresh afterwards. */
+static void lock_point(struct cfs *s, uint64_t ino)
+{
+	chaos_publish_through(s, ino);
+}
+
 static int c_getlk(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file *f,
 		   uint64_t owner, struct flock *lk)
 {
@@ -523,7 +533,10 @@ static int c_setlk(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_fil
 
 	if (r < 0)
 		return r;
-	return s->inner->ops->setlk(s->inner, c, inner_file(f), owner, lk, wait);
+	lock_point(s, f->ino);
+	r = s->inner->ops->setlk(s->inner, c, inner_file(f), owner, lk, wait);
+	chaos_attr_drop(s, f->ino);
+	return r;
 }
 
 static int c_flock(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file *f,
@@ -534,7 +547,10 @@ static int c_flock(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_fil
 
 	if (r < 0)
 		return r;
-	return s->inner->ops->flock(s->inner, c, inner_file(f), owner, op);
+	lock_point(s, f->ino);
+	r = s->inner->ops->flock(s->inner, c, inner_file(f), owner, op);
+	chaos_attr_drop(s, f->ino);
+	return r;
 }
 
 static int c_flush_owner(struct eddy_fs *fs, struct eddy_file *f, uint64_t owner)
