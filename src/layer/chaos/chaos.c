@@ -26,7 +26,10 @@
 **      clients and with plain processes. Taking or releasing one publishes
 **      this client's pending changes and refetches the file's attributes
 **      (locks are coherency points, as on NFS).
-** Not yet: rename-delay (namespace changes are published at once).
+**   7. Namespace and attribute changes (create, mkdir, mknod, symlink,
+**      link, unlink, rmdir, rename, chmod, chown, utimens) reach the others
+**      rename-delay after this client made them, in its order with its
+**      data changes (chaos_ns.c).
 */
 #include <errno.h>
 #include <math.h>
@@ -182,6 +185,18 @@ static int c_setattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino,
 			return 0;
 		}
 	}
+	if (k_rdelay(s) > 0) {
+		double t;
+
+		r = s->inner->ops->getattr(s->inner, c, ino, inner_file(f), st, &t);
+		if (r == 0)
+			r = chaos_ns_setattr(s, c, ino, in, mask);
+		if (r < 0)
+			return r;
+		chaos_view_attr(s, ino, st);
+		*attr_timeout = 0;
+		return 0;
+	}
 	r = s->inner->ops->setattr(s->inner, c, ino, inner_file(f), in, mask, st, attr_timeout);
 	if (r < 0)
 		return r;
@@ -210,6 +225,9 @@ static int c_mknod(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent
 
 	if (r < 0)
 		return r;
+	if (k_rdelay(s) > 0)
+		return chaos_ns_create(s, c, (int)(mode & S_IFMT), parent, name, mode, rdev, NULL,
+				       0, out, NULL, NULL);
 	r = s->inner->ops->mknod(s->inner, c, parent, name, mode, rdev, out);
 	return took_new(s, r, parent, name, out);
 }
@@ -222,6 +240,9 @@ static int c_mkdir(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent
 
 	if (r < 0)
 		return r;
+	if (k_rdelay(s) > 0)
+		return chaos_ns_create(s, c, S_IFDIR, parent, name, mode, 0, NULL, 0, out, NULL,
+				       NULL);
 	r = s->inner->ops->mkdir(s->inner, c, parent, name, mode, out);
 	return took_new(s, r, parent, name, out);
 }
@@ -234,6 +255,9 @@ static int c_symlink(struct eddy_fs *fs, const struct eddy_ctx *c, const char *t
 
 	if (r < 0)
 		return r;
+	if (k_rdelay(s) > 0)
+		return chaos_ns_create(s, c, S_IFLNK, parent, name, 0, 0, target, 0, out, NULL,
+				       NULL);
 	r = s->inner->ops->symlink(s->inner, c, target, parent, name, out);
 	return took_new(s, r, parent, name, out);
 }
@@ -246,6 +270,8 @@ static int c_link(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino,
 
 	if (r < 0)
 		return r;
+	if (k_rdelay(s) > 0)
+		return chaos_ns_link(s, c, ino, newparent, newname, out);
 	r = s->inner->ops->link(s->inner, c, ino, newparent, newname, out);
 	return took_new(s, r, newparent, newname, out);
 }
@@ -259,6 +285,8 @@ static int c_remove(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t paren
 
 	if (r < 0)
 		return r;
+	if (k_rdelay(s) > 0)
+		return chaos_ns_remove(s, c, parent, name, dir);
 	child = chaos_peek_child(s, c, parent, name);
 	r = dir ? s->inner->ops->rmdir(s->inner, c, parent, name)
 		: s->inner->ops->unlink(s->inner, c, parent, name);
@@ -291,6 +319,8 @@ static int c_rename(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t paren
 
 	if (r < 0)
 		return r;
+	if (k_rdelay(s) > 0)
+		return chaos_ns_rename(s, c, parent, name, newparent, newname, flags);
 	src = chaos_peek_child(s, c, parent, name);
 	dst = chaos_peek_child(s, c, newparent, newname);
 	r = s->inner->ops->rename(s->inner, c, parent, name, newparent, newname, flags);
@@ -332,10 +362,15 @@ static int c_statfs(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino,
 
 /****************************** open files ******************************/
 
-/* The kernel caches no data under chaos: every read and write comes here. */
+/*
+** The kernel's page cache is dropped at every open and checked against the
+** attributes this client serves at every read (auto_inval_data with
+** attribute timeouts of 0): cached data is exactly as stale as this
+** client's attributes, as on NFS, and shared mmap works.
+*/
 static void no_kernel_cache(struct eddy_open *how)
 {
-	how->direct_io = true;
+	how->direct_io = false;
 	how->keep_cache = false;
 	how->cache_readdir = false;
 	how->wants_flush = true;        /* a dropped flush fails close() */
@@ -397,11 +432,19 @@ static int c_create(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t paren
 
 	if (r < 0)
 		return r;
-	r = s->inner->ops->create(s->inner, c, parent, name, mode, flags & ~O_TRUNC, out, &in,
-				  how);
-	if (r < 0)
-		return r;
-	took_new(s, 0, parent, name, out);
+	if (k_rdelay(s) > 0) {
+		in = NULL;
+		r = chaos_ns_create(s, c, S_IFREG, parent, name, mode, 0, NULL, flags & ~O_TRUNC,
+				    out, &in, how);
+		if (r < 0)
+			return r;
+	} else {
+		r = s->inner->ops->create(s->inner, c, parent, name, mode, flags & ~O_TRUNC, out,
+					  &in, how);
+		if (r < 0)
+			return r;
+		took_new(s, 0, parent, name, out);
+	}
 	r = opened(s, c, out->ino, in, flags & ~O_TRUNC, fp, how);
 	if (r < 0)
 		c_forget(fs, out->ino, 1);
@@ -690,6 +733,7 @@ static void c_destroy(struct eddy_fs *fs)
 	struct cfs *s = cfs_of(fs);
 
 	chaos_publisher_stop(s);
+	chaos_stage_free(s);
 	chaos_cache_free(s);
 	if (s->dlog)
 		fclose(s->dlog);
@@ -697,6 +741,7 @@ static void c_destroy(struct eddy_fs *fs)
 	s->inner->ops->destroy(s->inner);
 	pthread_cond_destroy(&s->pend_cond);
 	pthread_mutex_destroy(&s->publish);
+	pthread_mutex_destroy(&s->stage_lock);
 	pthread_mutex_destroy(&s->lock);
 	free(s->client);
 	free(s);
@@ -785,6 +830,7 @@ int chaos_fs_open(struct eddy_fs *inner, const struct chaos_options *o, struct e
 	s->t0 = chaos_now();
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->publish, NULL);
+	pthread_mutex_init(&s->stage_lock, NULL);
 	s->nnodes_b = 256;
 	s->nentries_b = 256;
 	s->nodes = calloc(s->nnodes_b, sizeof(*s->nodes));
@@ -806,6 +852,8 @@ int chaos_fs_open(struct eddy_fs *inner, const struct chaos_options *o, struct e
 		r = open_decision_log(s, o->decision_log, err, errlen);
 	if (r == 0 && o->replay)
 		r = chaos_replay_load(s, o->replay, err, errlen);
+	if (r == 0)
+		r = chaos_stage_cleanup(s, err, errlen);
 	if (r == 0 && (r = chaos_publisher_start(s)) < 0)
 		snprintf(err, errlen, "chaos: cannot start the publisher: %s", strerror(-r));
 	if (r < 0) {
@@ -815,6 +863,7 @@ int chaos_fs_open(struct eddy_fs *inner, const struct chaos_options *o, struct e
 			fclose(s->dlog);
 		free(s->replay);
 		pthread_mutex_destroy(&s->publish);
+		pthread_mutex_destroy(&s->stage_lock);
 		pthread_mutex_destroy(&s->lock);
 		free(s->client);
 		free(s);

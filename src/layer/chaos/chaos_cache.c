@@ -143,7 +143,7 @@ uint64_t cnode_release_if_unused(struct cfs *s, struct cnode *n)
 	struct cnode **pp;
 	uint64_t iref;
 
-	if (n->kref || n->eref || n->opens || n->npend || n->ino == EDDY_ROOT_INO)
+	if (n->kref || n->eref || n->opens || n->npend || n->pins || n->ino == EDDY_ROOT_INO)
 		return 0;
 	for (pp = &s->nodes[ino_bucket(n->ino, s->nnodes_b)]; *pp; pp = &(*pp)->next_hash) {
 		if (*pp == n) {
@@ -354,6 +354,19 @@ void chaos_own_change(struct cfs *s, uint64_t parent, const char *name, uint64_t
 	forgets_send(s, &fg);
 }
 
+void chaos_forget_name(struct cfs *s, uint64_t parent, const char *name)
+{
+	struct forgets fg = { .len = 0 };
+	struct centry **pp;
+
+	pthread_mutex_lock(&s->lock);
+	pp = entry_slot(s, parent, name);
+	if (*pp)
+		entry_remove(s, pp, &fg);
+	pthread_mutex_unlock(&s->lock);
+	forgets_send(s, &fg);
+}
+
 void chaos_entry_absent(struct cfs *s, uint64_t parent, const char *name)
 {
 	chaos_own_change(s, parent, name, 0);
@@ -433,6 +446,12 @@ int c_lookup(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, cons
 	struct cfs *s = cfs_of(fs);
 	int r;
 
+	/* this client's unpublished names first */
+	r = chaos_ns_lookup(s, c, parent, name, out);
+	if (r < 0)
+		return r;
+	if (r > 0)
+		goto done;
 	if (k_ttl(s) > 0) {
 		r = lookup_cached(s, parent, name, out);
 		if (r < 0)
@@ -452,6 +471,7 @@ int c_lookup(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, cons
 	chaos_took_entry(s, parent, name, out, true);
 view:
 	chaos_view_attr(s, out->ino, &out->attr);
+done:
 	out->attr_timeout = 0;
 	out->entry_timeout = 0;
 	return 0;
@@ -668,6 +688,7 @@ int c_readdir(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file *f,
 		r = listing_for(s, c, d, &l);
 		if (r < 0)
 			return r;
+		l = chaos_view_listing(s, f->ino, l);
 		pthread_mutex_lock(&s->lock);
 		chaos_listing_put(d->snap);
 		d->snap = l;

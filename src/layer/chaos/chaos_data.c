@@ -73,8 +73,10 @@ static off_t view_size(const struct cnode *n, off_t size, struct timespec *mtime
 		if (p->kind == CP_WRITE) {
 			if (p->off + (off_t)p->len > size)
 				size = p->off + (off_t)p->len;
-		} else {
+		} else if (p->kind == CP_TRUNCATE) {
 			size = p->off;
+		} else {
+			continue;
 		}
 		*mtime = p->made;
 	}
@@ -91,10 +93,19 @@ void chaos_view_attr(struct cfs *s, uint64_t ino, struct stat *st)
 		struct timespec m = st->st_mtim;
 
 		st->st_size = view_size(n, st->st_size, &m);
-		st->st_mtim = m;
-		st->st_ctim = m;
+		if (m.tv_sec != st->st_mtim.tv_sec || m.tv_nsec != st->st_mtim.tv_nsec) {
+			st->st_mtim = m;
+			st->st_ctim = m;
+		}
 		if (st->st_blocks < (st->st_size + 511) / 512)
 			st->st_blocks = (st->st_size + 511) / 512;
+	}
+	if (n && n->pfirst)
+		chaos_view_setattr(n, st);
+	if (n && n->nlink_delta) {
+		long links = (long)st->st_nlink + n->nlink_delta;
+
+		st->st_nlink = links > 0 ? (nlink_t)links : 0;
 	}
 	pthread_mutex_unlock(&s->lock);
 }
@@ -112,6 +123,8 @@ static size_t apply_pending(const struct cnode *n, char *buf, size_t want, off_t
 	if (got < want)
 		memset(buf + got, 0, want - got);
 	for (p = n->pfirst; p; p = p->inext) {
+		if (p->kind == CP_SETATTR)
+			continue;
 		if (p->kind == CP_TRUNCATE) {
 			if (p->off < end && p->off > off)
 				memset(buf + (p->off - off), 0, (size_t)(end - p->off));
@@ -178,9 +191,12 @@ static void monotonic_due(struct cfs *s, struct cpend *p, long delay_ms)
 		p->due = s->plast->due;
 }
 
-/* Queues P (takes it over); called with s->lock held. */
-static void enqueue(struct cfs *s, struct cnode *n, struct cpend *p)
+/* Queues P (takes it over), due DELAY_MS from now but never before an
+** earlier change; N: the inode whose view P changes (NULL for names).
+** Called with s->lock held. */
+void chaos_enqueue(struct cfs *s, struct cnode *n, struct cpend *p, long delay_ms)
 {
+	monotonic_due(s, p, delay_ms);
 	if (s->plast)
 		s->plast->next = p;
 	else
@@ -188,12 +204,14 @@ static void enqueue(struct cfs *s, struct cnode *n, struct cpend *p)
 	s->plast = p;
 	s->npend++;
 	s->pend_bytes += p->len;
-	if (n->plast)
-		n->plast->inext = p;
-	else
-		n->pfirst = p;
-	n->plast = p;
-	n->npend++;
+	if (n) {
+		if (n->plast)
+			n->plast->inext = p;
+		else
+			n->pfirst = p;
+		n->plast = p;
+		n->npend++;
+	}
 	if (p->f)
 		p->f->refs++;
 	s->n_delayed++;
@@ -273,8 +291,7 @@ ssize_t c_write(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file *
 	clock_gettime(CLOCK_REALTIME, &p->made);
 	pthread_mutex_lock(&s->lock);
 	n = cnode_find(s, f->ino);
-	monotonic_due(s, p, k_wdelay(s));
-	enqueue(s, n, p);
+	chaos_enqueue(s, n, p, k_wdelay(s));
 	over = s->pend_bytes > CHAOS_PENDING_MAX;
 	pthread_mutex_unlock(&s->lock);
 	chaos_decision(s, "write", f->ino, NULL, "delay", (double)k_wdelay(s));
@@ -305,8 +322,7 @@ int c_truncate_delayed(struct cfs *s, const struct eddy_ctx *c, uint64_t ino, st
 		free(p);
 		return -ENOMEM;
 	}
-	monotonic_due(s, p, k_wdelay(s));
-	enqueue(s, n, p);
+	chaos_enqueue(s, n, p, k_wdelay(s));
 	pthread_mutex_unlock(&s->lock);
 	chaos_decision(s, "truncate", ino, NULL, "delay", (double)k_wdelay(s));
 	return 0;
@@ -317,6 +333,8 @@ int c_truncate_delayed(struct cfs *s, const struct eddy_ctx *c, uint64_t ino, st
 /* Applies P to the truth; returns 0 or a negative errno. */
 static int apply(struct cfs *s, struct cpend *p)
 {
+	if (p->kind != CP_WRITE && p->kind != CP_TRUNCATE)
+		return chaos_ns_apply(s, p);
 	if (p->kind == CP_WRITE) {
 		size_t done = 0;
 
@@ -344,11 +362,23 @@ static int apply(struct cfs *s, struct cpend *p)
 	}
 }
 
+static const char *const kind_names[] = {
+	[CP_WRITE] = "write", [CP_TRUNCATE] = "truncate", [CP_SETATTR] = "setattr",
+	[CP_LINKIN] = "create", [CP_LINK] = "link", [CP_UNLINK] = "unlink",
+	[CP_RMDIR] = "rmdir", [CP_RENAME] = "rename",
+};
+
+/* Changes to one inode's view sit in its list too (cnode.pfirst). */
+static bool in_inode_list(const struct cpend *p)
+{
+	return p->kind == CP_WRITE || p->kind == CP_TRUNCATE || p->kind == CP_SETATTR;
+}
+
 /* Publishes the client's oldest change if it is due (or FORCE): 1 if one
 ** was published, 0 if none. Called with s->publish held. */
 static int publish_one(struct cfs *s, bool force)
 {
-	struct cnode *n;
+	struct cnode *n = NULL;
 	struct cpend *p;
 	uint64_t iref;
 	int r;
@@ -359,11 +389,13 @@ static int publish_one(struct cfs *s, bool force)
 		pthread_mutex_unlock(&s->lock);
 		return 0;
 	}
-	n = cnode_find(s, p->ino);
+	if (in_inode_list(p))
+		n = cnode_find(s, p->ino);
 	p->publishing = true;
 	pthread_mutex_unlock(&s->lock);
 
-	pthread_mutex_lock(&n->io);
+	if (n)
+		pthread_mutex_lock(&n->io);
 	r = apply(s, p);
 	pthread_mutex_lock(&s->lock);
 	s->pfirst = p->next;
@@ -371,11 +403,13 @@ static int publish_one(struct cfs *s, bool force)
 		s->plast = NULL;
 	s->npend--;
 	s->pend_bytes -= p->len;
-	n->pfirst = p->inext;
-	if (!n->pfirst)
-		n->plast = NULL;
-	n->npend--;
-	n->attr_at = CHAOS_STALE;        /* our own change is the truth now */
+	if (n) {
+		n->pfirst = p->inext;
+		if (!n->pfirst)
+			n->plast = NULL;
+		n->npend--;
+		n->attr_at = CHAOS_STALE;        /* our own change is the truth now */
+	}
 	if (r < 0) {
 		s->n_publish_failed++;
 		if (p->f && !p->f->pub_err)
@@ -384,10 +418,16 @@ static int publish_one(struct cfs *s, bool force)
 		s->n_published++;
 	}
 	pthread_mutex_unlock(&s->lock);
-	pthread_mutex_unlock(&n->io);
-	chaos_decision(s, p->kind == CP_WRITE ? "write" : "truncate", p->ino, NULL,
+	if (n)
+		pthread_mutex_unlock(&n->io);
+	if (r < 0)
+		chaos_logf(s, "publishing a %s failed: %s (the change is lost)",
+			   kind_names[p->kind], strerror(-r));
+	chaos_decision(s, kind_names[p->kind], p->ino ? p->ino : p->parent, p->name,
 		       r < 0 ? "publish-failed" : "published", -1);
-	if (p->f) {
+	if (!in_inode_list(p)) {
+		chaos_ns_published(s, p, r);
+	} else if (p->f) {
 		cfile_put(s, p->f);     /* the last one lets go of n too */
 	} else {
 		pthread_mutex_lock(&s->lock);
@@ -396,6 +436,8 @@ static int publish_one(struct cfs *s, bool force)
 		cnode_forget_inner(s, p->ino, iref);
 	}
 	free(p->data);
+	free(p->name);
+	free(p->newname);
 	free(p);
 	return 1;
 }
@@ -409,7 +451,7 @@ int chaos_publish_through(struct cfs *s, uint64_t ino)
 	pthread_mutex_lock(&s->publish);
 	pthread_mutex_lock(&s->lock);
 	for (p = s->pfirst; p; p = p->next)
-		if (!ino || p->ino == ino)
+		if (!ino || p->ino == ino || p->target == ino)
 			last = p;
 	pthread_mutex_unlock(&s->lock);
 	while (last) {

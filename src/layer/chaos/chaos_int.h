@@ -40,7 +40,11 @@ struct clisting {
 	unsigned refs;             /* the cache and open handles share it */
 };
 
-enum cpend_kind { CP_WRITE, CP_TRUNCATE };
+enum cpend_kind {
+	CP_WRITE, CP_TRUNCATE,             /* data: write-delay */
+	CP_SETATTR,                        /* attributes: rename-delay */
+	CP_LINKIN, CP_LINK, CP_UNLINK, CP_RMDIR, CP_RENAME,   /* names */
+};
 
 /* An unpublished change of file data. */
 struct cpend {
@@ -53,6 +57,17 @@ struct cpend {
 	double due;                /* monotonic seconds */
 	struct timespec made;      /* wall clock: the view's mtime */
 	struct eddy_ctx ctx;
+	/* namespace changes: (parent, name) [-> (newparent, newname)] */
+	uint64_t parent, newparent;
+	char *name, *newname;
+	unsigned flags;            /* rename flags */
+	uint64_t target;           /* the inode the change names (LINKIN, LINK) */
+	uint64_t victim;           /* a non-directory losing a link (UNLINK, RENAME) */
+	uint64_t stage;            /* LINKIN: its staged name is this number */
+	uint64_t exch_ino;         /* RENAME_EXCHANGE: what the old name gets */
+	mode_t exch_type;
+	struct stat attr_in;       /* SETATTR */
+	int attr_mask;
 	bool publishing;           /* being applied: never extended again */
 	struct cpend *next;        /* the client's FIFO */
 	struct cpend *inext;       /* this inode's changes, in order */
@@ -64,6 +79,8 @@ struct cnode {
 	uint64_t iref;             /* inner references held */
 	unsigned eref;             /* positive cached entries naming it */
 	unsigned opens;            /* open layer files */
+	unsigned pins;             /* pending namespace changes naming it */
+	int nlink_delta;           /* links added (+) or removed (-) by them */
 	struct stat attr;          /* last known inner attributes */
 	bool have_attr;
 	double attr_at;            /* monotonic time fetched; CHAOS_STALE: dropped */
@@ -92,6 +109,16 @@ struct cfile {
 	int pub_err;               /* a failed publication, told at flush/fsync */
 	bool dir;
 	struct clisting *snap;     /* directories: the listing being read */
+};
+
+/* This client's view of a name while a change to it is unpublished. */
+struct cname {
+	uint64_t parent;
+	char *name;
+	uint64_t ino;              /* 0: removed (a whiteout) */
+	mode_t type;
+	unsigned changes;          /* pending changes that set it */
+	struct cname *next;
 };
 
 struct creplay {
@@ -125,6 +152,13 @@ struct cfs {
 	bool publisher_running;
 	bool stopping;
 
+	/* unpublished names; the staging directory of created objects */
+	struct cname *names;
+	pthread_mutex_t stage_lock;
+	uint64_t stage_dir;        /* inner inode of .eddyfs-chaos/<client> */
+	uint64_t stage_top;        /* inner inode of .eddyfs-chaos */
+	uint64_t next_stage;
+
 	/* decisions */
 	uint64_t seed;
 	uint64_t rng[4];
@@ -151,6 +185,11 @@ static inline long k_ttl(struct cfs *s)
 static inline long k_wdelay(struct cfs *s)
 {
 	return __atomic_load_n(&s->k.write_delay_ms, __ATOMIC_RELAXED);
+}
+
+static inline long k_rdelay(struct cfs *s)
+{
+	return __atomic_load_n(&s->k.rename_delay_ms, __ATOMIC_RELAXED);
 }
 
 static inline int k_drop_errno(struct cfs *s)
@@ -189,6 +228,7 @@ void chaos_own_change(struct cfs *s, uint64_t parent, const char *name, uint64_t
 void chaos_entry_absent(struct cfs *s, uint64_t parent, const char *name);
 void chaos_attr_drop(struct cfs *s, uint64_t ino);
 void chaos_attr_store(struct cfs *s, uint64_t ino, const struct stat *st);
+void chaos_forget_name(struct cfs *s, uint64_t parent, const char *name);
 uint64_t chaos_peek_child(struct cfs *s, const struct eddy_ctx *c, uint64_t parent,
 			  const char *name);
 void chaos_listing_put(struct clisting *l);
@@ -219,6 +259,33 @@ int c_truncate_delayed(struct cfs *s, const struct eddy_ctx *c, uint64_t ino, st
 int c_flush(struct eddy_fs *fs, struct eddy_file *f);
 int c_fsync(struct eddy_fs *fs, struct eddy_file *f, bool datasync);
 void c_release(struct eddy_fs *fs, struct eddy_file *f);
+
+/* chaos_ns.c: this client's unpublished namespace and attribute changes */
+#define CHAOS_STAGE_TOP ".eddyfs-chaos"
+int chaos_view_name(struct cfs *s, uint64_t parent, const char *name, uint64_t *ino,
+		    mode_t *type);
+int chaos_ns_lookup(struct cfs *s, const struct eddy_ctx *c, uint64_t parent, const char *name,
+		    struct eddy_entry *out);
+struct clisting *chaos_view_listing(struct cfs *s, uint64_t dir, struct clisting *l);
+void chaos_view_setattr(const struct cnode *n, struct stat *st);
+int chaos_ns_create(struct cfs *s, const struct eddy_ctx *c, int kind, uint64_t parent,
+		    const char *name, mode_t mode, dev_t rdev, const char *target, int flags,
+		    struct eddy_entry *out, struct eddy_file **fp, struct eddy_open *how);
+int chaos_ns_link(struct cfs *s, const struct eddy_ctx *c, uint64_t ino, uint64_t parent,
+		  const char *name, struct eddy_entry *out);
+int chaos_ns_remove(struct cfs *s, const struct eddy_ctx *c, uint64_t parent, const char *name,
+		    bool dir);
+int chaos_ns_rename(struct cfs *s, const struct eddy_ctx *c, uint64_t parent, const char *name,
+		    uint64_t newparent, const char *newname, unsigned flags);
+int chaos_ns_setattr(struct cfs *s, const struct eddy_ctx *c, uint64_t ino,
+		     const struct stat *in, int mask);
+int chaos_ns_apply(struct cfs *s, struct cpend *p);
+void chaos_ns_published(struct cfs *s, struct cpend *p, int r);
+int chaos_stage_cleanup(struct cfs *s, char *err, size_t errlen);
+void chaos_stage_free(struct cfs *s);
+
+/* chaos_data.c, used by chaos_ns.c */
+void chaos_enqueue(struct cfs *s, struct cnode *n, struct cpend *p, long delay_ms);
 
 /* chaos_decide.c: the seeded random source, drops, the decision log */
 void chaos_rng_seed(struct cfs *s, uint64_t seed);
