@@ -18,6 +18,9 @@ int cmd_chaos(int argc, char **argv);
 /* control_client.c: one request to a running mount; prints the reply.
 ** Returns the exit status. */
 int cli_control_request(const char *mnt, const char *request);
+/* The same, with the reply in BUF (NUL-terminated) instead of stdout. */
+int cli_control_request_capture(const char *mnt, const char *request, char *buf,
+				size_t size);
 
 /* options.c */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

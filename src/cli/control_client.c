@@ -16,9 +16,20 @@
 
 int cli_control_request(const char *mnt, const char *request)
 {
+	char buf[8192];
+	int r = cli_control_request_capture(mnt, request, buf, sizeof(buf));
+
+	if (r == 0)
+		fputs(buf, stdout);
+	return r;
+}
+
+int cli_control_request_capture(const char *mnt, const char *request, char *buf,
+				size_t size)
+{
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct eddy_runtime_paths rt;
-	char abs[PATH_MAX], buf[8192], line[1100];
+	char abs[PATH_MAX], line[1100];
 	size_t len = 0;
 	int rlen = snprintf(line, sizeof(line), "%s\n", request);
 	ssize_t n;
@@ -39,7 +50,7 @@ int cli_control_request(const char *mnt, const char *request)
 			close(fd);
 		return 1;
 	}
-	while (len < sizeof(buf) - 1 && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+	while (len < size - 1 && (n = read(fd, buf + len, size - 1 - len)) > 0)
 		len += (size_t)n;
 	close(fd);
 	buf[len] = 0;
@@ -48,6 +59,5 @@ int cli_control_request(const char *mnt, const char *request)
 		cli_error("%s", buf + 7);
 		return 1;
 	}
-	fputs(buf, stdout);
 	return 0;
 }

@@ -562,3 +562,64 @@ def test_one_client_is_consistent_with_itself(tool, make_mount, native_dir):
     # and once everything is published the truth is the same
     a.run("chaos", "clear", "--mount", a.mnt)
     assert tree(a.backing / "test") == tree(ref)
+
+
+# --------------------------------------------------------------------------
+# crash faults
+
+
+def test_drop_unsynced_loses_what_was_not_published(make_mount):
+    a, b = two_clients(make_mount, a_knobs=["write-delay=" + LONG, "rename-delay=" + LONG])
+    with open(a.mnt / "kept", "wb") as f:
+        f.write(b"synced")
+        f.flush()
+        os.fsync(f.fileno())
+    with open(a.mnt / "kept", "ab") as f:
+        f.write(b"+unsynced")
+    os.mkdir(a.mnt / "newdir")
+    (a.mnt / "newdir" / "x").write_bytes(b"x")
+    r = a.run("chaos", "drop-unsynced", "--mount", a.mnt)
+    assert r.returncode == 0, r.stderr
+    assert parse_stats(r.stdout)["chaos_lost"] >= 4
+    # the client keeps running and now sees the truth
+    assert sorted(os.listdir(a.mnt)) == ["kept"]
+    assert read(a.mnt / "kept") == b"synced"
+    assert read(b.mnt / "kept") == b"synced"
+    assert os.listdir(a.backing / ".eddyfs-chaos" / "client") == []
+    (a.mnt / "after").write_bytes(b"still works")
+    assert read(a.mnt / "after") == b"still works"
+
+
+def test_crash_torn_is_seeded_and_ends_the_client(make_mount, workdir):
+    outcomes = []
+    for run in range(2):
+        a = make_mount(extra_args=chaos("write-delay=" + LONG) + ["--seed", "11"])
+        a.allow_log_errors = True
+        data = bytes(range(256)) * 64
+        with open(a.mnt / "f", "wb") as f:
+            f.write(data)
+        r = a.run("chaos", "crash", "--torn", "--mount", a.mnt)
+        assert r.returncode == 0, r.stderr
+        st = parse_stats(r.stdout)
+        assert st["chaos_lost"] == 1
+        assert pid_gone_wait(st["chaos_crash_pid"])
+        with pytest.raises(OSError) as e:
+            os.listdir(a.mnt)
+        assert e.value.errno == errno.ENOTCONN
+        r = a.run("umount", "--mount", a.mnt)
+        assert r.returncode == 0, r.stderr
+        torn = (a.backing / "f").read_bytes()
+        assert len(torn) < len(data) and data.startswith(torn)
+        outcomes.append(len(torn))
+    assert outcomes[0] == outcomes[1], "same seed, same tear"
+
+
+def pid_gone_wait(pid):
+    def gone():
+        try:
+            os.kill(pid, 0)
+            return False
+        except ProcessLookupError:
+            return True
+    wait_for(gone, what=f"pid {pid} gone")
+    return True

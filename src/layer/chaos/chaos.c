@@ -33,6 +33,8 @@
 */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -658,6 +660,7 @@ static void c_report(struct eddy_fs *fs, eddy_stat_fn fn, void *arg)
 	fn(arg, "chaos_delayed", v[6]);
 	fn(arg, "chaos_published", v[7]);
 	fn(arg, "chaos_publish_failed", v[8]);
+	fn(arg, "chaos_lost", s->n_lost);
 	fn(arg, "chaos_pending", v[9]);
 	fn(arg, "chaos_pending_bytes", v[10]);
 	fn(arg, "chaos_replay_divergences", v[11]);
@@ -667,8 +670,30 @@ static void c_report(struct eddy_fs *fs, eddy_stat_fn fn, void *arg)
 		s->inner->ops->report(s->inner, fn, arg);
 }
 
-/* "chaos set k=v ...", "chaos clear", "chaos show": the change is in
-** effect when the reply is sent. */
+static void *crash_main(void *arg)
+{
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+
+	(void)arg;
+	nanosleep(&ts, NULL);       /* the reply leaves first */
+	kill(getpid(), SIGKILL);
+	return NULL;
+}
+
+/* Ends the daemon like a power cut, just after the control reply. */
+static void chaos_crash_soon(struct cfs *s)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, crash_main, s) == 0)
+		pthread_detach(t);
+	else
+		kill(getpid(), SIGKILL);
+}
+
+/* "chaos set k=v ...", "chaos clear", "chaos show", "chaos drop-unsynced
+** [torn]", "chaos crash [torn]": the change is in effect when the reply is
+** sent (a crash: the daemon dies right after). */
 static int c_control(struct eddy_fs *fs, const char *req, eddy_stat_fn fn, void *arg,
 		     char *err, size_t errlen)
 {
@@ -683,6 +708,24 @@ static int c_control(struct eddy_fs *fs, const char *req, eddy_stat_fn fn, void 
 	req += 6;
 	if (strcmp(req, "show") == 0) {
 		c_report(fs, fn, arg);
+		return 0;
+	}
+	if (strncmp(req, "drop-unsynced", 13) == 0 || strncmp(req, "crash", 5) == 0) {
+		bool crash = req[0] == 'c';
+		const char *opt = req + (crash ? 5 : 13);
+		bool torn = strcmp(opt, " torn") == 0;
+
+		if (*opt && !torn) {
+			snprintf(err, errlen, "chaos %s: unknown argument%s", crash ? "crash" :
+				 "drop-unsynced", opt);
+			return -EINVAL;
+		}
+		fn(arg, "chaos_lost", chaos_lose_unpublished(s, torn));
+		if (crash) {
+			chaos_logf(s, "crash requested: ending like a power cut");
+			fn(arg, "chaos_crash_pid", (long long)getpid());
+			chaos_crash_soon(s);
+		}
 		return 0;
 	}
 	pthread_mutex_lock(&s->lock);

@@ -374,9 +374,36 @@ static bool in_inode_list(const struct cpend *p)
 	return p->kind == CP_WRITE || p->kind == CP_TRUNCATE || p->kind == CP_SETATTR;
 }
 
-/* Publishes the client's oldest change if it is due (or FORCE): 1 if one
-** was published, 0 if none. Called with s->publish held. */
-static int publish_one(struct cfs *s, bool force)
+/* What becomes of the oldest change. */
+enum pub_mode {
+	PUB_APPLY,          /* published */
+	PUB_DISCARD,        /* lost (drop-unsynced, crash) */
+	PUB_TORN,           /* lost, but a write leaves a random prefix behind */
+};
+
+/* A write torn by a crash: a random prefix of it reached the truth. */
+static int apply_torn(struct cfs *s, struct cpend *p)
+{
+	size_t keep;
+	int r = 0;
+
+	if (p->kind != CP_WRITE || !p->len)
+		return 0;
+	keep = (size_t)chaos_random_below(s, p->len);
+	if (keep) {
+		size_t full = p->len;
+
+		p->len = keep;
+		r = apply(s, p);
+		p->len = full;
+	}
+	chaos_decision(s, "write", p->ino, NULL, "torn", (double)keep);
+	return r;
+}
+
+/* Publishes (or discards, MODE) the client's oldest change if it is due
+** (or FORCE): 1 if there was one, 0 if none. Called with s->publish held. */
+static int publish_one(struct cfs *s, bool force, enum pub_mode mode)
 {
 	struct cnode *n = NULL;
 	struct cpend *p;
@@ -396,7 +423,12 @@ static int publish_one(struct cfs *s, bool force)
 
 	if (n)
 		pthread_mutex_lock(&n->io);
-	r = apply(s, p);
+	if (mode == PUB_APPLY)
+		r = apply(s, p);
+	else
+		r = mode == PUB_TORN ? apply_torn(s, p) : 0;
+	if (mode != PUB_APPLY && p->kind == CP_LINKIN)
+		chaos_stage_remove(s, p);
 	pthread_mutex_lock(&s->lock);
 	s->pfirst = p->next;
 	if (!s->pfirst)
@@ -410,7 +442,9 @@ static int publish_one(struct cfs *s, bool force)
 		n->npend--;
 		n->attr_at = CHAOS_STALE;        /* our own change is the truth now */
 	}
-	if (r < 0) {
+	if (mode != PUB_APPLY) {
+		s->n_lost++;
+	} else if (r < 0) {
 		s->n_publish_failed++;
 		if (p->f && !p->f->pub_err)
 			p->f->pub_err = r;
@@ -420,11 +454,11 @@ static int publish_one(struct cfs *s, bool force)
 	pthread_mutex_unlock(&s->lock);
 	if (n)
 		pthread_mutex_unlock(&n->io);
-	if (r < 0)
+	if (r < 0 && mode == PUB_APPLY)
 		chaos_logf(s, "publishing a %s failed: %s (the change is lost)",
 			   kind_names[p->kind], strerror(-r));
 	chaos_decision(s, kind_names[p->kind], p->ino ? p->ino : p->parent, p->name,
-		       r < 0 ? "publish-failed" : "published", -1);
+		       mode != PUB_APPLY ? "lost" : r < 0 ? "publish-failed" : "published", -1);
 	if (!in_inode_list(p)) {
 		chaos_ns_published(s, p, r);
 	} else if (p->f) {
@@ -460,11 +494,27 @@ int chaos_publish_through(struct cfs *s, uint64_t ino)
 		pthread_mutex_lock(&s->lock);
 		was_last = s->pfirst == last;
 		pthread_mutex_unlock(&s->lock);
-		if (!publish_one(s, true) || was_last)
+		if (!publish_one(s, true, PUB_APPLY) || was_last)
 			break;
 	}
 	pthread_mutex_unlock(&s->publish);
 	return 0;
+}
+
+/* Loses every unpublished change of this client (a client crash, or
+** drop-unsynced); with TORN a random prefix of each pending write reaches
+** the truth. Returns how many changes were lost. */
+long chaos_lose_unpublished(struct cfs *s, bool torn)
+{
+	long lost = 0;
+
+	pthread_mutex_lock(&s->publish);
+	while (publish_one(s, true, torn ? PUB_TORN : PUB_DISCARD))
+		lost++;
+	pthread_mutex_unlock(&s->publish);
+	chaos_logf(s, "lost %ld unpublished change%s%s", lost, lost == 1 ? "" : "s",
+		   torn ? " (writes torn)" : "");
+	return lost;
 }
 
 static void *publisher_main(void *arg)
@@ -498,7 +548,7 @@ static void *publisher_main(void *arg)
 		}
 		pthread_mutex_unlock(&s->lock);
 		pthread_mutex_lock(&s->publish);
-		while (publish_one(s, false))
+		while (publish_one(s, false, PUB_APPLY))
 			;
 		pthread_mutex_unlock(&s->publish);
 		pthread_mutex_lock(&s->lock);

@@ -157,6 +157,19 @@ static const struct creplay *replayed(struct cfs *s, uint64_t seq, const char *o
 	return r;
 }
 
+/* A number in [0, N) from this client's random source. */
+uint64_t chaos_random_below(struct cfs *s, uint64_t n)
+{
+	uint64_t v;
+
+	if (!n)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	v = (uint64_t)(rng_unit(s->rng) * (double)n);
+	pthread_mutex_unlock(&s->lock);
+	return v < n ? v : n - 1;
+}
+
 int chaos_drop(struct cfs *s, const char *op, uint64_t ino)
 {
 	const struct creplay *r;

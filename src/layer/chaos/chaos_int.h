@@ -173,7 +173,7 @@ struct cfs {
 
 	/* counters (under lock) */
 	long long n_dropped, n_passed, n_attr_hits, n_entry_hits, n_neg_hits, n_list_hits;
-	long long n_delayed, n_published, n_publish_failed, n_divergences;
+	long long n_delayed, n_published, n_publish_failed, n_divergences, n_lost;
 };
 
 /* The knobs change at run time (chaos set): read and written atomically. */
@@ -286,10 +286,13 @@ void chaos_stage_free(struct cfs *s);
 
 /* chaos_data.c, used by chaos_ns.c */
 void chaos_enqueue(struct cfs *s, struct cnode *n, struct cpend *p, long delay_ms);
+long chaos_lose_unpublished(struct cfs *s, bool torn);
+void chaos_stage_remove(struct cfs *s, const struct cpend *p);
 
 /* chaos_decide.c: the seeded random source, drops, the decision log */
 void chaos_rng_seed(struct cfs *s, uint64_t seed);
 int chaos_drop(struct cfs *s, const char *op, uint64_t ino);
+uint64_t chaos_random_below(struct cfs *s, uint64_t n);
 void chaos_decision(struct cfs *s, const char *op, uint64_t ino, const char *name,
 		    const char *decision, double ms);
 int chaos_replay_load(struct cfs *s, const char *path, char *err, size_t errlen);

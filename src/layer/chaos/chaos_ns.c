@@ -351,6 +351,26 @@ static void remove_below(struct cfs *s, const struct eddy_ctx *c, uint64_t ino, 
 	names_free(&nl);
 }
 
+/* A staged object whose creation is lost: remove it from the staging area. */
+void chaos_stage_remove(struct cfs *s, const struct cpend *p)
+{
+	struct eddy_ctx self;
+	struct eddy_entry e;
+	char sname[48];
+
+	eddy_ctx_self(&self);
+	snprintf(sname, sizeof(sname), "%d.%llu", (int)getpid(), (unsigned long long)p->stage);
+	if (s->inner->ops->lookup(s->inner, &self, s->stage_dir, sname, &e) < 0 || !e.ino)
+		return;
+	if (S_ISDIR(e.attr.st_mode)) {
+		remove_below(s, &self, e.ino, 0);
+		s->inner->ops->rmdir(s->inner, &self, s->stage_dir, sname);
+	} else {
+		s->inner->ops->unlink(s->inner, &self, s->stage_dir, sname);
+	}
+	s->inner->ops->forget(s->inner, e.ino, 1);
+}
+
 int chaos_stage_cleanup(struct cfs *s, char *err, size_t errlen)
 {
 	struct eddy_ctx self;
