@@ -26,7 +26,8 @@ def tool_env(eddy_bin, monkeypatch):
 def test_dual_mount_shows_chaos_and_unmounts(workdir, tool_env):
     back = workdir / "back"
     back.mkdir()
-    with eddyfs_chaos.dual_mount(back, write_delay=LONG, meta_ttl=0, seed=7) as (a, b):
+    with eddyfs_chaos.dual_mount(back, write_delay=LONG, rename_delay=0, meta_ttl=0,
+                                 seed=7) as (a, b):
         assert is_mounted(a) and is_mounted(b) and a != b
         (a / "f").write_bytes(b"hello")
         assert (a / "f").read_bytes() == b"hello"          # read-your-writes
