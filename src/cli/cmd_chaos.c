@@ -18,6 +18,7 @@ static const char chaos_usage[] =
 	"Usage: eddyfs chaos show --mount P\n"
 	"       eddyfs chaos set --mount P knob=value [knob=value ...]\n"
 	"       eddyfs chaos clear --mount P\n"
+	"       eddyfs chaos fault --mount P RULE\n"
 	"       eddyfs chaos drop-unsynced --mount P [--torn]\n"
 	"       eddyfs chaos crash --mount P [--torn]\n"
 	"\n"
@@ -28,8 +29,9 @@ static const char chaos_usage[] =
 	"          delayed, published, publish_failed, pending, ...)\n"
 	"  set     knobs: meta-ttl=MS write-delay=MS rename-delay=MS\n"
 	"          drop-prob=P drop-errno=NAME|N\n"
-	"  clear   all knobs to 0: the client behaves like a coherent one\n"
-	"          (pending changes are published at once)\n"
+	"  fault   add a targeted fault rule (the syntax of mount --fault)\n"
+	"  clear   all knobs to 0 and no fault rules: the client behaves like a\n"
+	"          coherent one (pending changes are published at once)\n"
 	"  drop-unsynced  lose every change this client has not published\n"
 	"          (not yet fsynced, still within its delay); keep running\n"
 	"  crash   the same, then the daemon dies like a power cut (SIGKILL);\n"
@@ -113,10 +115,22 @@ int cmd_chaos(int argc, char **argv)
 	}
 	if (strcmp(verb, "show") != 0 && strcmp(verb, "set") != 0 &&
 	    strcmp(verb, "clear") != 0 && strcmp(verb, "drop-unsynced") != 0 &&
-	    strcmp(verb, "crash") != 0) {
-		cli_error("unknown chaos command '%s' (show, set, clear, drop-unsynced, crash)",
-			  verb);
+	    strcmp(verb, "crash") != 0 && strcmp(verb, "fault") != 0) {
+		cli_error("unknown chaos command '%s' (show, set, fault, clear, drop-unsynced, "
+			  "crash)", verb);
 		return EXIT_USAGE;
+	}
+	if (strcmp(verb, "fault") == 0) {
+		if (optind != argc - 1) {
+			cli_error("chaos fault needs one RULE (see eddyfs chaos --help)");
+			return EXIT_USAGE;
+		}
+		if (chaos_rule_check(argv[optind], err, sizeof(err)) < 0) {
+			cli_error("%s", err);
+			return EXIT_USAGE;
+		}
+		snprintf(req, sizeof(req), "chaos fault %s", argv[optind]);
+		return cli_control_request(mnt, req);
 	}
 	if (torn && strcmp(verb, "drop-unsynced") != 0 && strcmp(verb, "crash") != 0) {
 		cli_error("--torn applies to drop-unsynced and crash");

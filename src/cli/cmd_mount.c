@@ -104,6 +104,10 @@ static const char mount_usage[] =
 	"                   [EDDYFS_DECISION_LOG]\n"
 	"  --replay F       take the drop decisions from decision log F\n"
 	"                   [EDDYFS_REPLAY]\n"
+	"  --fault RULE     a targeted fault, repeatable [EDDYFS_FAULTS, rules\n"
+	"                   separated by ';']: comma-separated key=value of\n"
+	"                   op=OP[|OP..] path=GLOB client=ID prob=P after=N\n"
+	"                   every=N count=N errno=E|none delay=MS (see README)\n"
 	"  -h, --help       show this help\n"
 	"\n"
 	"Refused with exit status 2, touching nothing: a missing or non-directory\n"
@@ -159,6 +163,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		{ "seed", required_argument, NULL, 1006 },
 		{ "decision-log", required_argument, NULL, 1007 },
 		{ "replay", required_argument, NULL, 1008 },
+		{ "fault", required_argument, NULL, 1009 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -193,6 +198,13 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		case 1006: cf.seed = optarg; break;
 		case 1007: cf.decision_log = optarg; break;
 		case 1008: cf.replay = optarg; break;
+		case 1009:
+			if (cf.nfaults == 32) {
+				cli_error("--fault given more than 32 times");
+				return EXIT_USAGE;
+			}
+			cf.faults[cf.nfaults++] = optarg;
+			break;
 		case 'o':
 			if (o) {
 				cli_error("-o given twice: put all FUSE options in one list");

@@ -61,6 +61,44 @@ static int knob(struct chaos_knobs *k, const char *key, const char *flag, const 
 	return 0;
 }
 
+/* --fault RULE (repeatable) and EDDYFS_FAULTS (rules separated by ';'). */
+static int collect_rules(const struct chaos_flags *f, struct mount_chaos *m, bool *on)
+{
+	const char *env = getenv("EDDYFS_FAULTS");
+	char err[256], *tok, *save = NULL;
+	int n = 0, i;
+
+	for (i = 0; i < f->nfaults; i++)
+		m->rules[n++] = f->faults[i];
+	if (env && *env) {
+		if (strlen(env) >= sizeof(m->env_rules)) {
+			cli_error("EDDYFS_FAULTS: longer than %zu bytes", sizeof(m->env_rules) - 1);
+			return EXIT_USAGE;
+		}
+		memcpy(m->env_rules, env, strlen(env) + 1);
+		for (tok = strtok_r(m->env_rules, ";", &save); tok;
+		     tok = strtok_r(NULL, ";", &save)) {
+			if (n == 64) {
+				cli_error("EDDYFS_FAULTS: more than 64 rules");
+				return EXIT_USAGE;
+			}
+			m->rules[n++] = tok;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (chaos_rule_check(m->rules[i], err, sizeof(err)) < 0) {
+			cli_error("--fault %s: %s", m->rules[i], err);
+			return EXIT_USAGE;
+		}
+	}
+	m->rules[n] = NULL;
+	if (n) {
+		m->opt.rules = m->rules;
+		*on = true;
+	}
+	return 0;
+}
+
 int mount_chaos_parse(const struct chaos_flags *f, const char *client_id,
 		      struct mount_chaos *m)
 {
@@ -133,6 +171,8 @@ int mount_chaos_parse(const struct chaos_flags *f, const char *client_id,
 			on = true;
 		}
 	}
+	if (collect_rules(f, m, &on) != 0)
+		return EXIT_USAGE;
 	o->client_id = client_id;
 	m->on = on;
 	return 0;

@@ -15,6 +15,8 @@ struct chaos_flags {
 	const char *profile;       /* --chaos=PROFILE */
 	const char *meta_ttl, *write_delay, *rename_delay, *drop_prob, *drop_errno;
 	const char *seed, *decision_log, *replay;
+	const char *faults[33];    /* --fault RULE, repeatable */
+	int nfaults;
 };
 
 struct mount_chaos {
@@ -22,6 +24,8 @@ struct mount_chaos {
 	struct chaos_options opt;
 	char dlog_abs[PATH_MAX];
 	char replay_abs[PATH_MAX];
+	const char *rules[65];     /* --fault rules, then EDDYFS_FAULTS ones */
+	char env_rules[4096];      /* the copy EDDYFS_FAULTS is split in */
 };
 
 /* Flags > EDDYFS_* > CHAOSFS_* > ChaosFS's defaults; refuses bad values

@@ -623,3 +623,84 @@ def pid_gone_wait(pid):
             return True
     wait_for(gone, what=f"pid {pid} gone")
     return True
+
+
+# --------------------------------------------------------------------------
+# targeted faults
+
+
+def test_fault_rules_by_op_path_and_count(make_mount):
+    a = make_mount(extra_args=chaos() + [
+        "--fault", "op=write,path=logs/*.log,after=2,count=2",
+        "--fault", "op=unlink,path=keep*",
+        "--fault", "op=fsync,errno=EDQUOT,every=2"])
+    os.mkdir(a.mnt / "logs")
+    results = []
+    fd = os.open(a.mnt / "logs" / "app.log", os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o644)
+    for i in range(6):
+        try:
+            os.write(fd, b"%d\n" % i)
+            results.append("ok")
+        except OSError as e:
+            results.append(errno.errorcode[e.errno])
+    os.close(fd)
+    # the third and fourth writes fail with the realistic default, ENOSPC
+    assert results == ["ok", "ok", "ENOSPC", "ENOSPC", "ok", "ok"]
+    (a.mnt / "logs" / "other.txt").write_text("x")          # path does not match
+    (a.mnt / "keepme").write_text("x")
+    with pytest.raises(OSError) as e:
+        os.unlink(a.mnt / "keepme")
+    assert e.value.errno == errno.EBUSY
+    fd = os.open(a.mnt / "logs" / "other.txt", os.O_RDWR)
+    outcomes = []
+    for _ in range(4):
+        try:
+            os.fsync(fd)
+            outcomes.append("ok")
+        except OSError as e:
+            outcomes.append(errno.errorcode[e.errno])
+    os.close(fd)
+    assert outcomes == ["EDQUOT", "ok", "EDQUOT", "ok"]
+    st = a.stats()
+    assert st["chaos_rule_1_fired"] == 2 and st["chaos_rule_1_matched"] == 6
+    assert st["chaos_rule_2_fired"] == 1
+
+
+def test_fault_latency_delays_only_the_faulted_call(make_mount):
+    import threading
+    import time
+    a = make_mount(extra_args=chaos())
+    (a.mnt / "slow").write_bytes(b"s")
+    (a.mnt / "fast").write_bytes(b"f")
+    r = a.run("chaos", "fault", "--mount", a.mnt, "op=read,path=slow,errno=none,delay=3000")
+    assert r.returncode == 0, r.stderr
+    done = {}
+
+    def slow_reader():
+        done["slow"] = read(a.mnt / "slow")
+        done["slow_t"] = time.monotonic()
+
+    t = threading.Thread(target=slow_reader)
+    t.start()
+    wait_for(lambda: a.stats()["chaos_rule_1_fired"] == 1, what="the slow read to start")
+    # while the slow read is held, the rest of the mount answers
+    assert read(a.mnt / "fast") == b"f"
+    assert "slow" not in done, "the faulted call did not wait"
+    t.join(timeout=60)
+    assert done["slow"] == b"s"
+
+
+def test_fault_rules_refused_and_cleared(make_mount, run_eddy):
+    m = make_mount(extra_args=["--fault", "op=frobnicate"], check=False)
+    assert m.mount_result.returncode == 2
+    assert "not an operation" in m.mount_result.stderr
+    m = make_mount(env=base_env(EDDYFS_FAULTS="op=read;errno=EWHAT"), check=False)
+    assert m.mount_result.returncode == 2 and "errno=EWHAT" in m.mount_result.stderr
+    a = make_mount(env=base_env(EDDYFS_FAULTS="op=read,count=1;op=write,count=1"))
+    st = a.stats()
+    assert "chaos_rule_2_fired" in st
+    for bad in ["op=read,prob=7", "delay=-1", "nokey", "errno=none"]:
+        r = run_eddy("chaos", "fault", "--mount", a.mnt, bad)
+        assert r.returncode == 2, (bad, r.stderr)
+    assert run_eddy("chaos", "clear", "--mount", a.mnt).returncode == 0
+    assert not any(k.startswith("chaos_rule_") for k in a.stats())

@@ -223,7 +223,7 @@ static int c_mknod(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent
 		   const char *name, mode_t mode, dev_t rdev, struct eddy_entry *out)
 {
 	struct cfs *s = cfs_of(fs);
-	int r = chaos_drop(s, "mknod", parent);
+	int r = chaos_drop_named(s, "mknod", parent, name);
 
 	if (r < 0)
 		return r;
@@ -238,7 +238,7 @@ static int c_mkdir(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent
 		   const char *name, mode_t mode, struct eddy_entry *out)
 {
 	struct cfs *s = cfs_of(fs);
-	int r = chaos_drop(s, "mkdir", parent);
+	int r = chaos_drop_named(s, "mkdir", parent, name);
 
 	if (r < 0)
 		return r;
@@ -253,7 +253,7 @@ static int c_symlink(struct eddy_fs *fs, const struct eddy_ctx *c, const char *t
 		     uint64_t parent, const char *name, struct eddy_entry *out)
 {
 	struct cfs *s = cfs_of(fs);
-	int r = chaos_drop(s, "symlink", parent);
+	int r = chaos_drop_named(s, "symlink", parent, name);
 
 	if (r < 0)
 		return r;
@@ -268,7 +268,7 @@ static int c_link(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino,
 		  uint64_t newparent, const char *newname, struct eddy_entry *out)
 {
 	struct cfs *s = cfs_of(fs);
-	int r = chaos_drop(s, "link", ino);
+	int r = chaos_drop_named(s, "link", newparent, newname);
 
 	if (r < 0)
 		return r;
@@ -283,7 +283,7 @@ static int c_remove(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t paren
 {
 	struct cfs *s = cfs_of(fs);
 	uint64_t child;
-	int r = chaos_drop(s, dir ? "rmdir" : "unlink", parent);
+	int r = chaos_drop_named(s, dir ? "rmdir" : "unlink", parent, name);
 
 	if (r < 0)
 		return r;
@@ -312,22 +312,45 @@ static int c_rmdir(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent
 	return c_remove(fs, c, parent, name, true);
 }
 
+/* After a delayed rename: the moved inodes' names, for path globs. */
+static void renamed_nodes(struct cfs *s, const struct eddy_ctx *c, uint64_t parent,
+			  const char *name, uint64_t newparent, const char *newname,
+			  unsigned flags)
+{
+	uint64_t ino;
+	mode_t type;
+
+	if (chaos_view_name(s, newparent, newname, &ino, &type) > 0)
+		chaos_name_node(s, ino, newparent, newname);
+	if ((flags & RENAME_EXCHANGE) && chaos_view_name(s, parent, name, &ino, &type) > 0)
+		chaos_name_node(s, ino, parent, name);
+	(void)c;
+}
+
 static int c_rename(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent,
 		    const char *name, uint64_t newparent, const char *newname, unsigned int flags)
 {
 	struct cfs *s = cfs_of(fs);
 	uint64_t src, dst;
-	int r = chaos_drop(s, "rename", parent);
+	int r = chaos_drop_named(s, "rename", parent, name);
 
 	if (r < 0)
 		return r;
-	if (k_rdelay(s) > 0)
-		return chaos_ns_rename(s, c, parent, name, newparent, newname, flags);
+	if (k_rdelay(s) > 0) {
+		r = chaos_ns_rename(s, c, parent, name, newparent, newname, flags);
+		if (r == 0)
+			renamed_nodes(s, c, parent, name, newparent, newname, flags);
+		return r;
+	}
 	src = chaos_peek_child(s, c, parent, name);
 	dst = chaos_peek_child(s, c, newparent, newname);
 	r = s->inner->ops->rename(s->inner, c, parent, name, newparent, newname, flags);
 	if (r < 0)
 		return r;
+	if (src)
+		chaos_name_node(s, src, newparent, newname);
+	if (dst && (flags & RENAME_EXCHANGE))
+		chaos_name_node(s, dst, parent, name);
 	if (flags & RENAME_EXCHANGE) {
 		chaos_own_change(s, parent, name, dst);
 		chaos_own_change(s, newparent, newname, src);
@@ -430,7 +453,7 @@ static int c_create(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t paren
 {
 	struct cfs *s = cfs_of(fs);
 	struct eddy_file *in;
-	int r = chaos_drop(s, "create", parent);
+	int r = chaos_drop_named(s, "create", parent, name);
 
 	if (r < 0)
 		return r;
@@ -666,6 +689,7 @@ static void c_report(struct eddy_fs *fs, eddy_stat_fn fn, void *arg)
 	fn(arg, "chaos_replay_divergences", v[11]);
 	fn(arg, "chaos_cached_inodes", v[12]);
 	fn(arg, "chaos_cached_names", v[13]);
+	chaos_rules_report(s, fn, arg);
 	if (s->inner->ops->report)
 		s->inner->ops->report(s->inner, fn, arg);
 }
@@ -731,7 +755,14 @@ static int c_control(struct eddy_fs *fs, const char *req, eddy_stat_fn fn, void 
 	pthread_mutex_lock(&s->lock);
 	k = s->k;
 	pthread_mutex_unlock(&s->lock);
+	if (strncmp(req, "fault ", 6) == 0) {
+		if (chaos_rule_add(s, req + 6, err, errlen) < 0)
+			return -EINVAL;
+		chaos_rules_report(s, fn, arg);
+		return 0;
+	}
 	if (strcmp(req, "clear") == 0) {
+		chaos_rules_clear(s);
 		k.meta_ttl_ms = k.write_delay_ms = k.rename_delay_ms = 0;
 		k.drop_prob = 0;
 		k.drop_errno = EIO;
@@ -776,6 +807,7 @@ static void c_destroy(struct eddy_fs *fs)
 	struct cfs *s = cfs_of(fs);
 
 	chaos_publisher_stop(s);
+	chaos_rules_clear(s);
 	chaos_stage_free(s);
 	chaos_cache_free(s);
 	if (s->dlog)
@@ -859,6 +891,7 @@ int chaos_fs_open(struct eddy_fs *inner, const struct chaos_options *o, struct e
 {
 	struct cfs *s = calloc(1, sizeof(*s));
 	uint64_t seed = o->seed;
+	size_t i;
 	int r;
 
 	if (!s || !(s->client = strdup(o->client_id ? o->client_id : "client"))) {
@@ -897,10 +930,13 @@ int chaos_fs_open(struct eddy_fs *inner, const struct chaos_options *o, struct e
 		r = chaos_replay_load(s, o->replay, err, errlen);
 	if (r == 0)
 		r = chaos_stage_cleanup(s, err, errlen);
+	for (i = 0; r == 0 && o->rules && o->rules[i]; i++)
+		r = chaos_rule_add(s, o->rules[i], err, errlen);
 	if (r == 0 && (r = chaos_publisher_start(s)) < 0)
 		snprintf(err, errlen, "chaos: cannot start the publisher: %s", strerror(-r));
 	if (r < 0) {
 		s->inner = NULL;
+		chaos_rules_clear(s);
 		chaos_cache_free(s);
 		if (s->dlog)
 			fclose(s->dlog);

@@ -29,6 +29,7 @@ struct chaos_options {
 	const char *client_id;
 	const char *decision_log;  /* JSON lines of every decision, or NULL */
 	const char *replay;        /* a decision log to repeat, or NULL */
+	const char *const *rules;  /* targeted faults, NULL-terminated, or NULL */
 	void (*log)(void *arg, const char *line);    /* the mount's log */
 	void *log_arg;
 };
@@ -49,6 +50,10 @@ int chaos_errno_parse(const char *s);
 ** to the caller. */
 int chaos_fs_open(struct eddy_fs *inner, const struct chaos_options *o, struct eddy_fs **out,
 		  char *err, size_t errlen);
+
+/* Checks a targeted fault rule (see chaos_rules.c): 0, or -EINVAL with a
+** one-line reason in ERR. */
+int chaos_rule_check(const char *text, char *err, size_t errlen);
 
 /* Checks a decision log can be replayed: 0, or -EINVAL with a reason. */
 int chaos_replay_check(const char *path, char *err, size_t errlen);

@@ -153,6 +153,7 @@ uint64_t cnode_release_if_unused(struct cfs *s, struct cnode *n)
 	}
 	s->nnodes--;
 	iref = n->iref;
+	free(n->pname);
 	chaos_listing_put(n->listing);
 	pthread_mutex_destroy(&n->io);
 	free(n);
@@ -313,6 +314,30 @@ static void entry_set(struct cfs *s, uint64_t parent, const char *name, uint64_t
 		n->eref++;
 }
 
+static void name_node_locked(struct cnode *n, uint64_t parent, const char *name)
+{
+	char *copy;
+
+	if (n->pname && n->pparent == parent && strcmp(n->pname, name) == 0)
+		return;
+	if ((copy = strdup(name))) {
+		free(n->pname);
+		n->pname = copy;
+		n->pparent = parent;
+	}
+}
+
+/* INO is now known to this client as NAME in PARENT (its own rename). */
+void chaos_name_node(struct cfs *s, uint64_t ino, uint64_t parent, const char *name)
+{
+	struct cnode *n;
+
+	pthread_mutex_lock(&s->lock);
+	if ((n = cnode_find(s, ino)))
+		name_node_locked(n, parent, name);
+	pthread_mutex_unlock(&s->lock);
+}
+
 void chaos_took_entry(struct cfs *s, uint64_t parent, const char *name, struct eddy_entry *e,
 		      bool cache_name)
 {
@@ -327,6 +352,8 @@ void chaos_took_entry(struct cfs *s, uint64_t parent, const char *name, struct e
 		n->attr = e->attr;
 		n->have_attr = true;
 		n->attr_at = chaos_now();
+		if (name)
+			name_node_locked(n, parent, name);
 		if (cache_name && name)
 			entry_set(s, parent, name, e->ino, &fg);
 	}
@@ -505,6 +532,8 @@ int c_getattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, struct
 	double t;
 	int r;
 
+	if ((r = chaos_drop(s, "getattr", ino)) < 0)
+		return r;
 	if (k_ttl(s) > 0) {
 		pthread_mutex_lock(&s->lock);
 		n = cnode_find(s, ino);
@@ -745,6 +774,7 @@ void chaos_cache_free(struct cfs *s)
 
 		for (n = s->nodes[i]; n; n = next) {
 			next = n->next_hash;
+			free(n->pname);
 			chaos_listing_put(n->listing);
 			pthread_mutex_destroy(&n->io);
 			free(n);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "chaos_int.h"
 
@@ -170,14 +171,25 @@ uint64_t chaos_random_below(struct cfs *s, uint64_t n)
 	return v < n ? v : n - 1;
 }
 
-int chaos_drop(struct cfs *s, const char *op, uint64_t ino)
+static double draw_locked(struct cfs *s)
 {
+	return rng_unit(s->rng);
+}
+
+/* Decides whether operation OP (on INO, or on NAME in directory INO) fails:
+** the replayed log, else the first targeted rule that fires, else
+** drop-prob. A rule's delay is waited here, without any lock. */
+static int decide(struct cfs *s, const char *op, uint64_t ino, const char *name)
+{
+	const struct crule *rule = NULL;
 	const struct creplay *r;
+	struct timespec ts;
+	long delay = 0;
 	bool drop;
 	int err;
 	uint64_t seq;
 
-	if (k_drop_prob(s) <= 0 && !s->replay)
+	if (k_drop_prob(s) <= 0 && !s->replay && !__atomic_load_n(&s->nrules, __ATOMIC_RELAXED))
 		return 0;
 	pthread_mutex_lock(&s->lock);
 	seq = ++s->seq;
@@ -186,6 +198,10 @@ int chaos_drop(struct cfs *s, const char *op, uint64_t ino)
 		drop = r->drop;
 		if (r->err)
 			err = r->err;
+	} else if ((rule = chaos_rule_fire(s, op, ino, name, draw_locked))) {
+		err = chaos_rule_errno(rule, op);
+		drop = err != 0;
+		delay = rule->delay_ms;
 	} else {
 		drop = k_drop_prob(s) > 0 && rng_unit(s->rng) < k_drop_prob(s);
 	}
@@ -193,9 +209,26 @@ int chaos_drop(struct cfs *s, const char *op, uint64_t ino)
 		s->n_dropped++;
 	else
 		s->n_passed++;
-	log_line(s, seq, op, ino, NULL, drop ? "drop" : "pass", -1, drop ? err : 0);
+	log_line(s, seq, op, ino, name, drop ? "drop" : "pass", rule ? (double)delay : -1,
+		 drop ? err : 0);
 	pthread_mutex_unlock(&s->lock);
+	if (delay > 0) {
+		ts.tv_sec = delay / 1000;
+		ts.tv_nsec = (delay % 1000) * 1000000L;
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
 	return drop ? -err : 0;
+}
+
+int chaos_drop(struct cfs *s, const char *op, uint64_t ino)
+{
+	return decide(s, op, ino, NULL);
+}
+
+int chaos_drop_named(struct cfs *s, const char *op, uint64_t parent, const char *name)
+{
+	return decide(s, op, parent, name);
 }
 
 /* Finds "key": in LINE and returns what follows, or NULL. */

@@ -81,6 +81,8 @@ struct cnode {
 	unsigned opens;            /* open layer files */
 	unsigned pins;             /* pending namespace changes naming it */
 	int nlink_delta;           /* links added (+) or removed (-) by them */
+	uint64_t pparent;          /* the name this client last knew it by, */
+	char *pname;               /* for path globs (NULL: unknown) */
 	struct stat attr;          /* last known inner attributes */
 	bool have_attr;
 	double attr_at;            /* monotonic time fetched; CHAOS_STALE: dropped */
@@ -121,6 +123,21 @@ struct cname {
 	struct cname *next;
 };
 
+/* A targeted fault (chaos_rules.c). */
+struct crule {
+	unsigned id;
+	char *text;
+	char *ops;                 /* "a|b|c", NULL: any */
+	char *glob;                /* NULL: any path */
+	char *client;              /* NULL: any client */
+	double prob;
+	long after, every, count, delay_ms;
+	bool err_given;
+	int err;                   /* with err_given; 0: only delay */
+	long long matched, fired;
+	struct crule *next;
+};
+
 struct creplay {
 	uint64_t seq;
 	char op[24];
@@ -158,6 +175,11 @@ struct cfs {
 	uint64_t stage_dir;        /* inner inode of .eddyfs-chaos/<client> */
 	uint64_t stage_top;        /* inner inode of .eddyfs-chaos */
 	uint64_t next_stage;
+
+	/* targeted faults */
+	struct crule *rules;
+	unsigned next_rule;
+	int nrules;                /* read without the lock: atomic */
 
 	/* decisions */
 	uint64_t seed;
@@ -289,9 +311,20 @@ void chaos_enqueue(struct cfs *s, struct cnode *n, struct cpend *p, long delay_m
 long chaos_lose_unpublished(struct cfs *s, bool torn);
 void chaos_stage_remove(struct cfs *s, const struct cpend *p);
 
+/* chaos_rules.c: targeted faults */
+int chaos_rule_add(struct cfs *s, const char *text, char *err, size_t errlen);
+void chaos_rules_clear(struct cfs *s);
+void chaos_rules_report(struct cfs *s, eddy_stat_fn fn, void *arg);
+const struct crule *chaos_rule_fire(struct cfs *s, const char *op, uint64_t ino,
+				    const char *name, double (*draw)(struct cfs *s));
+int chaos_rule_errno(const struct crule *r, const char *op);
+void chaos_rule_free(struct crule *r);
+void chaos_name_node(struct cfs *s, uint64_t ino, uint64_t parent, const char *name);
+
 /* chaos_decide.c: the seeded random source, drops, the decision log */
 void chaos_rng_seed(struct cfs *s, uint64_t seed);
 int chaos_drop(struct cfs *s, const char *op, uint64_t ino);
+int chaos_drop_named(struct cfs *s, const char *op, uint64_t parent, const char *name);
 uint64_t chaos_random_below(struct cfs *s, uint64_t n);
 void chaos_decision(struct cfs *s, const char *op, uint64_t ino, const char *name,
 		    const char *decision, double ms);
