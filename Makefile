@@ -4,7 +4,7 @@
 # (scripts/test does the same after installing what is missing).
 CC      ?= cc
 VERSION := 0.1.0
-PKGS    := fuse3 inih
+PKGS    := fuse3 inih libcjson
 CSTD    := -std=c17 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
@@ -33,7 +33,7 @@ FUSE_SRC := src/fuse/session.c src/fuse/node_table.c src/fuse/ops_node.c \
 	src/fuse/ops_file.c src/fuse/control.c src/fuse/notify.c src/fuse/wait.c
 CLI_SRC  := src/cli/main.c src/cli/cmd_mount.c src/cli/cmd_umount.c \
 	src/cli/cmd_stats.c src/cli/cmd_chaos.c src/cli/control_client.c src/cli/mount_chaos.c src/cli/mounts.c \
-	src/cli/options.c
+	src/cli/options.c src/cli/cmd_trace.c src/cli/trace_load.c src/cli/trace_html.c
 UNIT_SRC := tests/unit/unit_main.c tests/unit/test_dir_backend.c \
 	tests/unit/test_node_table.c src/fuse/node_table.c \
 	tests/unit/test_mem_backend.c tests/unit/test_mem_attrs.c tests/unit/test_mem_stress.c \

@@ -14,6 +14,7 @@ int cmd_mount(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_chaos(int argc, char **argv);
+int cmd_trace(int argc, char **argv);
 
 /* control_client.c: one request to a running mount; prints the reply.
 ** Returns the exit status. */

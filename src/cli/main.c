@@ -21,6 +21,8 @@ static const char usage[] =
 	"  stats --mount P           print a running mount's counters\n"
 	"  chaos show|set|clear --mount P [knob=value ...]\n"
 	"                            inspect or change a chaos mount's knobs\n"
+	"  trace [--html OUT] LOG...  merge chaos clients' decision logs into a\n"
+	"                            timeline (text, or an HTML page)\n"
 	"\n"
 	"Options:\n"
 	"  -h, --help      show this help; eddyfs <command> --help for a command\n"
@@ -52,6 +54,8 @@ int main(int argc, char **argv)
 		return cmd_stats(argc - 1, argv + 1);
 	if (!strcmp(cmd, "chaos"))
 		return cmd_chaos(argc - 1, argv + 1);
+	if (!strcmp(cmd, "trace"))
+		return cmd_trace(argc - 1, argv + 1);
 	cli_error("unknown command '%s' (see eddyfs --help)", cmd);
 	return EXIT_USAGE;
 }

@@ -883,6 +883,7 @@ static int open_decision_log(struct cfs *s, const char *path, char *err, size_t 
 		return -errno;
 	}
 	setvbuf(s->dlog, NULL, _IOLBF, 0);
+	chaos_decision_start(s);
 	return 0;
 }
 

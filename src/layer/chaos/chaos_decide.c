@@ -121,6 +121,26 @@ static void log_line(struct cfs *s, uint64_t seq, const char *op, uint64_t ino,
 	fputs("}\n", s->dlog);
 }
 
+/* The first line of a decision log (each time it is opened): the wall
+** clock at t_ms 0 and the seed, so that `eddyfs trace` can put the logs of
+** several clients on one time axis. seq 0 and op "start" keep it a decision
+** record for --replay, which skips it. */
+void chaos_decision_start(struct cfs *s)
+{
+	struct timespec now;
+	double wall_ms;
+
+	if (!s->dlog)
+		return;
+	clock_gettime(CLOCK_REALTIME, &now);
+	wall_ms = (double)now.tv_sec * 1000.0 + (double)now.tv_nsec / 1e6 -
+		  (chaos_now() - s->t0) * 1000.0;
+	fputs("{\"t_ms\":0,\"client\":", s->dlog);
+	json_string(s->dlog, s->client);
+	fprintf(s->dlog, ",\"seq\":0,\"op\":\"start\",\"ino\":0,\"decision\":\"start\","
+		"\"wall_ms\":%.3f,\"seed\":%llu}\n", wall_ms, (unsigned long long)s->seed);
+}
+
 void chaos_decision(struct cfs *s, const char *op, uint64_t ino, const char *name,
 		    const char *decision, double ms)
 {

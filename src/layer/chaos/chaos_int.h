@@ -328,6 +328,8 @@ int chaos_drop_named(struct cfs *s, const char *op, uint64_t parent, const char 
 uint64_t chaos_random_below(struct cfs *s, uint64_t n);
 void chaos_decision(struct cfs *s, const char *op, uint64_t ino, const char *name,
 		    const char *decision, double ms);
+/* The log's first line: wall clock at t_ms 0, seed (for eddyfs trace). */
+void chaos_decision_start(struct cfs *s);
 int chaos_replay_load(struct cfs *s, const char *path, char *err, size_t errlen);
 void chaos_logf(struct cfs *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
