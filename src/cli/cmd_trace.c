@@ -17,7 +17,7 @@
 #include "trace.h"
 
 static const char trace_usage[] =
-	"Usage: eddyfs trace [--html OUT.html] [--from MS] [--to MS] LOG...\n"
+	"Usage: eddyfs trace [--html OUT.html] [--from MS] [--to MS] [--width N] LOG...\n"
 	"\n"
 	"Merge the decision logs of chaos clients (mount --decision-log; one\n"
 	"log per client, or one file with several) into one timeline: per\n"
