@@ -157,10 +157,10 @@ static void print_header(FILE *out, const struct trace *tr, const struct layout 
 {
 	size_t i;
 	int j;
+	double end = tr->to >= 0 ? tr->to : tr->t_end > tr->from ? tr->t_end : tr->from;
 
 	fprintf(out, "eddyfs trace: %zu client%s, %zu decisions, %.3fs to %.3fs%s\n", tr->ncl,
-		tr->ncl == 1 ? "" : "s", tr->nev, tr->from / 1000.0,
-		(tr->to >= 0 ? tr->to : tr->t_end) / 1000.0,
+		tr->ncl == 1 ? "" : "s", tr->nev, tr->from / 1000.0, end / 1000.0,
 		tr->relative ? " (each client's time since its mount)" : "");
 	for (i = 0; i < tr->ncl; i++) {
 		fprintf(out, "  %s: %s", tr->cl[i].id, tr->cl[i].file);

@@ -133,12 +133,17 @@ static void window_bar(FILE *out, const struct trace *tr, const struct scale *s,
 		       const struct trace_event *e)
 {
 	double x0 = sx(s, e->made), x1 = sx(s, e->t), y = lane_y(e->client + 1);
+	char what[160];
 
+	if (e->name)
+		snprintf(what, sizeof(what), "%s %s", e->op, e->name);
+	else
+		snprintf(what, sizeof(what), "%s #%llu", e->op, (unsigned long long)e->ino);
 	fprintf(out, "<rect class=\"win\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\">"
 		"<title>", x0, y + 6, x1 - x0 > 1 ? x1 - x0 : 1, LANE_H - 12);
 	xml_text(out, tr->cl[e->client].id);
 	fputs(": ", out);
-	xml_text(out, e->op);
+	xml_text(out, what);
 	fprintf(out, " made at %.3f s, %s at %.3f s: the others saw the old state for %.0f ms"
 		"</title></rect>\n", e->made / 1000.0, trace_kind_name(e->kind), e->t / 1000.0,
 		e->t - e->made);
@@ -237,10 +242,9 @@ static void svg(FILE *out, const struct trace *tr)
 	axis(out, &s, tr->ncl + 1);
 	for (i = 0; i < tr->nev; i++) {
 		const struct trace_event *e = &tr->ev[i];
-		bool visible = trace_shown(tr, e) || (e->made >= 0 && e->made <= s.t1 &&
-						      e->t >= s.t0);
 
-		if (visible && e->made >= 0 && e->kind != TK_DELAY)
+		/* a window that overlaps the shown time */
+		if (e->made >= 0 && e->made <= s.t1 && e->t >= s.t0)
 			window_bar(out, tr, &s, e);
 	}
 	for (i = 0; i < tr->nev; i++) {
