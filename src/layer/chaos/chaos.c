@@ -19,8 +19,10 @@
 **   4. With drop-prob P every droppable operation fails with drop-errno
 **      (EIO) with probability P, decided by this client's seeded random
 **      source; lookup, forget, release, releasedir, unlocks and the rest of
-**      a listing are never dropped (nothing leaks). A dropped flush makes
-**      close() fail after the file was closed for real, as on NFS.
+**      a listing are never dropped (nothing leaks), nor getattr (the kernel
+**      sends it on its own schedule: only a targeted rule fails it). A
+**      dropped flush makes close() fail after the file was closed for
+**      real, as on NFS.
 **   5. State is keyed by inode number, never by path.
 **   6. Locks go through to the inner filesystem: they conflict across
 **      clients and with plain processes. Taking or releasing one publishes
@@ -167,7 +169,11 @@ static int c_setattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino,
 
 	if ((r = chaos_drop(s, "setattr", ino)) < 0)
 		return r;
-	if ((mask & EDDY_SET_SIZE) && k_wdelay(s) > 0) {
+	if ((mask & EDDY_SET_SIZE) && s->nfs.on) {
+		/* NFS sends a truncate to the server at once, after what this
+		 * client wrote before it */
+		chaos_publish_through(s, ino);
+	} else if ((mask & EDDY_SET_SIZE) && k_wdelay(s) > 0) {
 		struct stat cur;
 		double t;
 
@@ -290,6 +296,8 @@ static int c_remove(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t paren
 	if (k_rdelay(s) > 0)
 		return chaos_ns_remove(s, c, parent, name, dir);
 	child = chaos_peek_child(s, c, parent, name);
+	if (!dir && (r = chaos_nfs_silly(s, c, parent, name, child)) != 0)
+		return r < 0 ? r : 0;
 	r = dir ? s->inner->ops->rmdir(s->inner, c, parent, name)
 		: s->inner->ops->unlink(s->inner, c, parent, name);
 	if (r < 0)
@@ -344,6 +352,9 @@ static int c_rename(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t paren
 	}
 	src = chaos_peek_child(s, c, parent, name);
 	dst = chaos_peek_child(s, c, newparent, newname);
+	if (dst && dst != src && !(flags & RENAME_EXCHANGE) &&
+	    (r = chaos_nfs_silly(s, c, newparent, newname, dst)) < 0)
+		return r;
 	r = s->inner->ops->rename(s->inner, c, parent, name, newparent, newname, flags);
 	if (r < 0)
 		return r;
@@ -420,7 +431,8 @@ static int opened(struct cfs *s, const struct eddy_ctx *c, uint64_t ino,
 	}
 	no_kernel_cache(how);
 	*fp = &f->base;
-	if ((flags & O_TRUNC) && k_wdelay(s) > 0 && (flags & O_ACCMODE) != O_RDONLY)
+	if ((flags & O_TRUNC) && k_wdelay(s) > 0 && !s->nfs.on &&
+	    (flags & O_ACCMODE) != O_RDONLY)
 		return c_truncate_delayed(s, c, ino, f, 0) < 0 ? -ENOMEM : 0;
 	return 0;
 }
@@ -435,9 +447,17 @@ static int c_open(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, in
 
 	if (r < 0)
 		return r;
+	/* close-to-open: an open revalidates the file's attributes */
+	if (s->nfs.on && s->nfs.cto)
+		chaos_attr_drop(s, ino);
 	/* An O_TRUNC is a delayed truncate like any other. */
-	if (k_wdelay(s) > 0)
+	/* This client decides where its appends go (its view of the end of
+	 * file), not the truth at publication. */
+	inner_flags &= ~O_APPEND;
+	if (k_wdelay(s) > 0 && !s->nfs.on)
 		inner_flags &= ~O_TRUNC;
+	if ((flags & O_TRUNC) && s->nfs.on)
+		chaos_publish_through(s, ino);
 	r = s->inner->ops->open(s->inner, c, ino, inner_flags, &in, how);
 	if (r < 0)
 		return r;
@@ -459,13 +479,13 @@ static int c_create(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t paren
 		return r;
 	if (k_rdelay(s) > 0) {
 		in = NULL;
-		r = chaos_ns_create(s, c, S_IFREG, parent, name, mode, 0, NULL, flags & ~O_TRUNC,
-				    out, &in, how);
+		r = chaos_ns_create(s, c, S_IFREG, parent, name, mode, 0, NULL,
+				    flags & ~(O_TRUNC | O_APPEND), out, &in, how);
 		if (r < 0)
 			return r;
 	} else {
-		r = s->inner->ops->create(s->inner, c, parent, name, mode, flags & ~O_TRUNC, out,
-					  &in, how);
+		r = s->inner->ops->create(s->inner, c, parent, name, mode,
+					  flags & ~(O_TRUNC | O_APPEND), out, &in, how);
 		if (r < 0)
 			return r;
 		took_new(s, 0, parent, name, out);
@@ -901,6 +921,7 @@ int chaos_fs_open(struct eddy_fs *inner, const struct chaos_options *o, struct e
 	}
 	s->inner = inner;
 	s->k = o->knobs;
+	s->nfs = o->nfs;
 	s->log = o->log;
 	s->log_arg = o->log_arg;
 	s->t0 = chaos_now();
@@ -948,6 +969,14 @@ int chaos_fs_open(struct eddy_fs *inner, const struct chaos_options *o, struct e
 		free(s);
 		return r;
 	}
+	if (s->nfs.on)
+		chaos_logf(s, "nfs profile: %s acregmin=%g acregmax=%g acdirmin=%g acdirmax=%g "
+			   "lookupcache=%s %s %s tsgran=%ld", s->nfs.ac ? "ac" : "noac",
+			   s->nfs.acregmin, s->nfs.acregmax, s->nfs.acdirmin, s->nfs.acdirmax,
+			   s->nfs.lookupcache == NFS_LOOKUP_ALL ? "all" :
+			   s->nfs.lookupcache == NFS_LOOKUP_POS ? "pos" : "none",
+			   s->nfs.cto ? "cto" : "nocto", s->nfs.sync ? "sync" : "async",
+			   s->nfs.tsgran_ms);
 	chaos_logf(s, "chaos client %s: meta-ttl=%ld write-delay=%ld rename-delay=%ld "
 		   "drop-prob=%g drop-errno=%s seed=%llu%s", s->client, k_ttl(s),
 		   k_wdelay(s), s->k.rename_delay_ms, k_drop_prob(s),
