@@ -818,3 +818,50 @@ def test_nfs_options_refused(make_mount, profile, msg):
     m = make_mount(extra_args=["--chaos=" + profile], check=False)
     assert m.mount_result.returncode == 2
     assert msg in m.mount_result.stderr
+
+
+# --------------------------------------------------------------------------
+# partitions
+
+
+def test_partition_soft_serves_the_cache_and_times_out(make_mount):
+    a = make_mount(extra_args=chaos("meta-ttl=" + LONG))
+    (a.mnt / "f").write_bytes(b"data")
+    assert os.stat(a.mnt / "f").st_size == 4
+    r = a.run("chaos", "partition", "--mount", a.mnt, "softerr=300")
+    assert r.returncode == 0, r.stderr
+    assert os.stat(a.mnt / "f").st_size == 4           # from the client's cache
+    with pytest.raises(OSError) as e:
+        read(a.mnt / "f")                              # needs the server
+    assert e.value.errno == errno.ETIMEDOUT
+    r = a.run("chaos", "partition", "--mount", a.mnt, "soft=300")
+    with pytest.raises(OSError) as e:
+        os.stat(a.mnt / "other")
+    assert e.value.errno == errno.EIO
+    assert a.run("chaos", "heal", "--mount", a.mnt).returncode == 0
+    assert read(a.mnt / "f") == b"data"
+    st = a.stats()
+    assert st["chaos_partition"] == 0 and st["chaos_partition_timed_out"] >= 2
+    r = a.run("chaos", "partition", "--mount", a.mnt, "sometimes")
+    assert r.returncode != 0 and "use hard" in r.stderr
+
+
+def test_partition_hard_holds_requests_until_healed(make_mount):
+    import threading
+    a, b = two_clients(make_mount, a_knobs=["write-delay=100"])
+    (a.backing / "f").write_bytes(b"old")
+    assert read(a.mnt / "f") == b"old"
+    assert a.run("chaos", "partition", "--mount", a.mnt).returncode == 0
+    got = {}
+
+    def reader():
+        got["data"] = read(a.mnt / "f")
+
+    t = threading.Thread(target=reader)
+    t.start()
+    wait_for(lambda: a.stats()["chaos_partition_held"] >= 1, what="a held request")
+    assert "data" not in got
+    assert read(b.mnt / "f") == b"old"      # the other client is not partitioned
+    assert a.run("chaos", "heal", "--mount", a.mnt).returncode == 0
+    t.join(timeout=60)
+    assert got["data"] == b"old"

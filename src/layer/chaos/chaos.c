@@ -710,8 +710,47 @@ static void c_report(struct eddy_fs *fs, eddy_stat_fn fn, void *arg)
 	fn(arg, "chaos_cached_inodes", v[12]);
 	fn(arg, "chaos_cached_names", v[13]);
 	chaos_rules_report(s, fn, arg);
+	chaos_net_report(s->inner, fn, arg);
 	if (s->inner->ops->report)
 		s->inner->ops->report(s->inner, fn, arg);
+}
+
+/* "" or " hard": hang; " soft[=MS]", " softerr[=MS]": fail after MS
+** (default 2000). */
+static int parse_partition(const char *mode, enum chaos_partition *state, long *timeo,
+			   char *err, size_t errlen)
+{
+	const char *eq;
+
+	*timeo = 2000;
+	if (!*mode || strcmp(mode, " hard") == 0) {
+		*state = CHAOS_NET_HARD;
+		return 0;
+	}
+	if (strncmp(mode, " softerr", 8) == 0) {
+		*state = CHAOS_NET_SOFTERR;
+		eq = mode + 8;
+	} else if (strncmp(mode, " soft", 5) == 0) {
+		*state = CHAOS_NET_SOFT;
+		eq = mode + 5;
+	} else {
+		snprintf(err, errlen, "partition%s: use hard, soft[=MS] or softerr[=MS]", mode);
+		return -EINVAL;
+	}
+	if (*eq == '=') {
+		char *end;
+
+		errno = 0;
+		*timeo = strtol(eq + 1, &end, 10);
+		if (!eq[1] || *end || errno || *timeo < 0 || *timeo > 3600000) {
+			snprintf(err, errlen, "partition%s: want milliseconds, 0-3600000", mode);
+			return -EINVAL;
+		}
+	} else if (*eq) {
+		snprintf(err, errlen, "partition%s: use hard, soft[=MS] or softerr[=MS]", mode);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static void *crash_main(void *arg)
@@ -775,6 +814,18 @@ static int c_control(struct eddy_fs *fs, const char *req, eddy_stat_fn fn, void 
 	pthread_mutex_lock(&s->lock);
 	k = s->k;
 	pthread_mutex_unlock(&s->lock);
+	if (strncmp(req, "partition", 9) == 0 || strcmp(req, "heal") == 0) {
+		enum chaos_partition state = CHAOS_NET_OK;
+		const char *mode = req[0] == 'p' ? req + 9 : "";
+		long timeo = 0;
+
+		if (req[0] == 'p' && parse_partition(mode, &state, &timeo, err, errlen) < 0)
+			return -EINVAL;
+		chaos_net_set(s->inner, state, timeo);
+		chaos_logf(s, "network: %s", req);
+		chaos_net_report(s->inner, fn, arg);
+		return 0;
+	}
 	if (strncmp(req, "fault ", 6) == 0) {
 		if (chaos_rule_add(s, req + 6, err, errlen) < 0)
 			return -EINVAL;
@@ -826,6 +877,7 @@ static void c_destroy(struct eddy_fs *fs)
 {
 	struct cfs *s = cfs_of(fs);
 
+	chaos_net_set(s->inner, CHAOS_NET_OK, 0);       /* heal: publish what is left */
 	chaos_publisher_stop(s);
 	chaos_rules_clear(s);
 	chaos_stage_free(s);
@@ -919,7 +971,12 @@ int chaos_fs_open(struct eddy_fs *inner, const struct chaos_options *o, struct e
 		snprintf(err, errlen, "chaos: out of memory");
 		return -ENOMEM;
 	}
-	s->inner = inner;
+	if (chaos_net_open(inner, &s->inner) < 0) {
+		free(s->client);
+		free(s);
+		snprintf(err, errlen, "chaos: out of memory");
+		return -ENOMEM;
+	}
 	s->k = o->knobs;
 	s->nfs = o->nfs;
 	s->log = o->log;
@@ -956,6 +1013,7 @@ int chaos_fs_open(struct eddy_fs *inner, const struct chaos_options *o, struct e
 	if (r == 0 && (r = chaos_publisher_start(s)) < 0)
 		snprintf(err, errlen, "chaos: cannot start the publisher: %s", strerror(-r));
 	if (r < 0) {
+		chaos_net_unwrap(s->inner);
 		s->inner = NULL;
 		chaos_rules_clear(s);
 		chaos_cache_free(s);

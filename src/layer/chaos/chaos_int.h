@@ -153,7 +153,7 @@ struct creplay {
 struct cfs {
 	struct eddy_fs base;
 	struct eddy_fs_ops ops;
-	struct eddy_fs *inner;
+	struct eddy_fs *inner;     /* the truth, through the network (chaos_net.c) */
 	char *client;
 	pthread_mutex_t lock;
 	struct chaos_knobs k;
@@ -327,6 +327,13 @@ const struct crule *chaos_rule_fire(struct cfs *s, const char *op, uint64_t ino,
 int chaos_rule_errno(const struct crule *r, const char *op);
 void chaos_rule_free(struct crule *r);
 void chaos_name_node(struct cfs *s, uint64_t ino, uint64_t parent, const char *name);
+
+/* chaos_net.c: the network to the truth (partitions) */
+enum chaos_partition { CHAOS_NET_OK, CHAOS_NET_HARD, CHAOS_NET_SOFT, CHAOS_NET_SOFTERR };
+int chaos_net_open(struct eddy_fs *inner, struct eddy_fs **out);
+void chaos_net_unwrap(struct eddy_fs *fs);
+void chaos_net_set(struct eddy_fs *fs, enum chaos_partition state, long timeo_ms);
+void chaos_net_report(struct eddy_fs *fs, eddy_stat_fn fn, void *arg);
 
 /* chaos_nfs.c: the nfs profile */
 bool chaos_attr_fresh(struct cfs *s, const struct cnode *c);
