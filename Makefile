@@ -25,6 +25,7 @@ CORE_SRC := src/fs.c src/util/log.c src/util/runtime.c \
 	src/layer/queue/queue_claim.c \
 	src/layer/chaos/chaos.c src/layer/chaos/chaos_cache.c src/layer/chaos/chaos_data.c \
 	src/layer/chaos/chaos_decide.c src/layer/chaos/chaos_ns.c src/layer/chaos/chaos_rules.c \
+	src/layer/chaos/chaos_nfs.c src/layer/chaos/chaos_net.c \
 	src/backend/mem/mem.c src/backend/mem/mem_inode.c src/backend/mem/mem_dir.c \
 	src/backend/mem/mem_pages.c src/backend/mem/mem_ns.c src/backend/mem/mem_rename.c \
 	src/backend/mem/mem_attr.c src/backend/mem/mem_file.c src/backend/mem/mem_readdir.c \

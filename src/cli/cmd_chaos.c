@@ -19,6 +19,8 @@ static const char chaos_usage[] =
 	"       eddyfs chaos set --mount P knob=value [knob=value ...]\n"
 	"       eddyfs chaos clear --mount P\n"
 	"       eddyfs chaos fault --mount P RULE\n"
+	"       eddyfs chaos partition --mount P [hard|soft[=MS]|softerr[=MS]]\n"
+	"       eddyfs chaos heal --mount P\n"
 	"       eddyfs chaos drop-unsynced --mount P [--torn]\n"
 	"       eddyfs chaos crash --mount P [--torn]\n"
 	"\n"
@@ -32,6 +34,12 @@ static const char chaos_usage[] =
 	"  fault   add a targeted fault rule (the syntax of mount --fault)\n"
 	"  clear   all knobs to 0 and no fault rules: the client behaves like a\n"
 	"          coherent one (pending changes are published at once)\n"
+	"  partition  cut this client off the backing directory: what it\n"
+	"          answers from its cache still works; anything else waits\n"
+	"          until heal (hard, the default), or fails EIO (soft) or\n"
+	"          ETIMEDOUT (softerr) after MS (default 2000); changes wait\n"
+	"          too. Heal before unmounting a hard-partitioned client\n"
+	"  heal    end the partition\n"
 	"  drop-unsynced  lose every change this client has not published\n"
 	"          (not yet fsynced, still within its delay); keep running\n"
 	"  crash   the same, then the daemon dies like a power cut (SIGKILL);\n"
@@ -115,10 +123,20 @@ int cmd_chaos(int argc, char **argv)
 	}
 	if (strcmp(verb, "show") != 0 && strcmp(verb, "set") != 0 &&
 	    strcmp(verb, "clear") != 0 && strcmp(verb, "drop-unsynced") != 0 &&
-	    strcmp(verb, "crash") != 0 && strcmp(verb, "fault") != 0) {
-		cli_error("unknown chaos command '%s' (show, set, fault, clear, drop-unsynced, "
-			  "crash)", verb);
+	    strcmp(verb, "crash") != 0 && strcmp(verb, "fault") != 0 &&
+	    strcmp(verb, "partition") != 0 && strcmp(verb, "heal") != 0) {
+		cli_error("unknown chaos command '%s' (show, set, fault, clear, partition, heal, "
+			  "drop-unsynced, crash)", verb);
 		return EXIT_USAGE;
+	}
+	if (strcmp(verb, "partition") == 0) {
+		if (optind < argc - 1) {
+			cli_error("chaos partition takes one mode (hard, soft[=MS], softerr[=MS])");
+			return EXIT_USAGE;
+		}
+		snprintf(req, sizeof(req), "chaos partition%s%s", optind < argc ? " " : "",
+			 optind < argc ? argv[optind] : "");
+		return cli_control_request(mnt, req);
 	}
 	if (strcmp(verb, "fault") == 0) {
 		if (optind != argc - 1) {

@@ -27,7 +27,9 @@ static const char trace_usage[] =
 	"  S  an answer served from the client's cache (maybe stale)\n"
 	"  ~  a change held back (write-delay, rename-delay)\n"
 	"  P  a change published: the truth changed (+ how long it was late)\n"
-	"  !  a publication failed, a change lost or torn, a replay diverged\n"
+	"  !  a publication failed, a change lost or torn, a replay diverged,\n"
+	"     an nfs silly rename\n"
+	"  ?  a decision this version does not know (counted as other)\n"
 	"Then per client: counts per decision and the stale windows (from a\n"
 	"change being made to its publication). Times are seconds since the\n"
 	"first client's mount (since each client's own mount for logs without\n"
@@ -238,7 +240,7 @@ static void print_counts(FILE *out, const struct trace *tr)
 {
 	static const enum trace_kind rows[] = {
 		TK_PASS, TK_DROP, TK_CACHED, TK_ABSENT, TK_DELAY, TK_PUBLISHED, TK_PUBFAIL,
-		TK_LOST, TK_TORN, TK_DIVERGED,
+		TK_LOST, TK_TORN, TK_DIVERGED, TK_SILLY, TK_OTHER,
 	};
 	size_t i, c;
 

@@ -118,8 +118,19 @@ int mount_chaos_parse(const struct chaos_flags *f, const char *client_id,
 		if (profile && strcmp(profile, "1") == 0)
 			profile = "chaosfs";
 	}
-	if (profile && strcmp(profile, "chaosfs") != 0) {
-		cli_error("--chaos=%s: unknown profile (available: chaosfs; nfs is not built yet)",
+	if (profile && (strcmp(profile, "nfs") == 0 || strncmp(profile, "nfs:", 4) == 0)) {
+		if (chaos_nfs_parse(profile[3] ? profile + 4 : "", &o->nfs, err, sizeof(err)) < 0) {
+			cli_error("--chaos=%s: %s", profile, err);
+			return EXIT_USAGE;
+		}
+		/* NFS: names change at once; data is written back at close,
+		 * fsync or a lock (or at once with sync); attributes cache
+		 * per inode (meta-ttl unused) */
+		o->knobs.meta_ttl_ms = 0;
+		o->knobs.rename_delay_ms = 0;
+		o->knobs.write_delay_ms = o->nfs.sync ? 0 : 86400000L;
+	} else if (profile && strcmp(profile, "chaosfs") != 0) {
+		cli_error("--chaos=%s: unknown profile (available: chaosfs, nfs[:options])",
 			  profile);
 		return EXIT_USAGE;
 	}

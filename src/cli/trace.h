@@ -24,6 +24,8 @@ enum trace_kind {
 	TK_LOST,        /* a change lost unpublished (drop-unsynced, crash) */
 	TK_TORN,        /* a prefix of a lost write reached the truth */
 	TK_DIVERGED,    /* a replay diverged from its log */
+	TK_SILLY,       /* nfs: an unlink of an open file renamed it instead */
+	TK_OTHER,       /* a decision this version does not know */
 	TK_NKINDS
 };
 
@@ -36,6 +38,7 @@ struct trace_event {
 	enum trace_kind kind;
 	uint64_t seq, ino;
 	char op[24];
+	char decision[24];      /* as logged */
 	char *name;             /* or NULL */
 	double ms;              /* the line's "ms" (delay, torn bytes), or -1 */
 	int err;                /* "errno" of a drop, or 0 */

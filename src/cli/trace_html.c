@@ -155,7 +155,7 @@ static void truth_mark(FILE *out, const struct trace *tr, const struct scale *s,
 {
 	char desc[256];
 	double x = sx(s, e->t), y = lane_y(0);
-	bool changed = e->kind == TK_PUBLISHED || e->kind == TK_TORN;
+	bool changed = e->kind == TK_PUBLISHED || e->kind == TK_TORN || e->kind == TK_SILLY;
 
 	trace_describe(e, desc, sizeof(desc));
 	fprintf(out, "<line class=\"%s\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\">"
@@ -215,7 +215,7 @@ static void legend(FILE *out, double y)
 	static const struct { const char *cls, *text; } items[] = {
 		{ "drop", "D dropped" }, { "stale", "S answered from cache" },
 		{ "delay", "~ change delayed" }, { "win", "stale window" },
-		{ "pub", "P published / truth changed" }, { "bad", "! failed, lost, torn" },
+		{ "pub", "P published / truth changed" }, { "bad", "! failed, lost, torn, silly" },
 	};
 	size_t i;
 
@@ -253,7 +253,8 @@ static void svg(FILE *out, const struct trace *tr)
 		if (!trace_shown(tr, e) || e->kind == TK_PASS || e->kind == TK_START)
 			continue;
 		client_mark(out, tr, &s, e);
-		if (e->kind == TK_PUBLISHED || e->kind == TK_PUBFAIL || e->kind == TK_TORN)
+		if (e->kind == TK_PUBLISHED || e->kind == TK_PUBFAIL || e->kind == TK_TORN ||
+		    e->kind == TK_SILLY)
 			truth_mark(out, tr, &s, e);
 	}
 	legend(out, h - 22);

@@ -19,13 +19,15 @@ static const char *const kind_names[TK_NKINDS] = {
 	[TK_START] = "start", [TK_DROP] = "drop", [TK_PASS] = "pass",
 	[TK_CACHED] = "cached", [TK_ABSENT] = "cached-absent", [TK_DELAY] = "delay",
 	[TK_PUBLISHED] = "published", [TK_PUBFAIL] = "publish-failed", [TK_LOST] = "lost",
-	[TK_TORN] = "torn", [TK_DIVERGED] = "diverged",
+	[TK_TORN] = "torn", [TK_DIVERGED] = "diverged", [TK_SILLY] = "silly-rename",
+	[TK_OTHER] = "other",
 };
 
 static const char kind_marks[TK_NKINDS] = {
 	[TK_START] = '>', [TK_DROP] = 'D', [TK_PASS] = '.', [TK_CACHED] = 'S',
 	[TK_ABSENT] = 'S', [TK_DELAY] = '~', [TK_PUBLISHED] = 'P', [TK_PUBFAIL] = '!',
-	[TK_LOST] = '!', [TK_TORN] = '!', [TK_DIVERGED] = '!',
+	[TK_LOST] = '!', [TK_TORN] = '!', [TK_DIVERGED] = '!', [TK_SILLY] = '!',
+	[TK_OTHER] = '?',
 };
 
 const char *trace_kind_name(enum trace_kind k)
@@ -42,10 +44,10 @@ static int kind_of(const char *s)
 {
 	int k;
 
-	for (k = 0; k < TK_NKINDS; k++)
+	for (k = 0; k < TK_OTHER; k++)
 		if (!strcmp(s, kind_names[k]))
 			return k;
-	return -1;
+	return *s ? TK_OTHER : -1;     /* a newer kind: shown as it is */
 }
 
 /* The index of client ID, added (from FILE) when new; -1: out of memory. */
@@ -145,7 +147,7 @@ static const char *check_record(const cJSON *o, int *kind)
 	if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "client")))
 		return "not a decision record (no \"client\")";
 	if ((*kind = kind_of(dec->valuestring)) < 0)
-		return "not a decision record (unknown \"decision\")";
+		return "not a decision record (empty \"decision\")";
 	if (*kind == TK_START &&
 	    !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "wall_ms")))
 		return "start record without \"wall_ms\"";
@@ -186,6 +188,8 @@ static const char *add_record(struct trace *tr, struct file_bases *b, const cJSO
 	e->err = (int)num(o, "errno", 0);
 	e->made = -1;
 	snprintf(e->op, sizeof(e->op), "%s", cJSON_IsString(op) ? op->valuestring : "start");
+	snprintf(e->decision, sizeof(e->decision), "%s",
+		 cJSON_GetObjectItemCaseSensitive(o, "decision")->valuestring);
 	if (cJSON_IsString(name) && !(e->name = strdup(name->valuestring))) {
 		tr->nev--;
 		return "out of memory";
@@ -376,8 +380,8 @@ void trace_describe(const struct trace_event *e, char *buf, size_t size)
 	else if (e->kind == TK_TORN && e->ms >= 0)
 		snprintf(extra, sizeof(extra), "%.0fB kept", e->ms);
 	if (e->kind == TK_PUBFAIL || e->kind == TK_LOST || e->kind == TK_TORN ||
-	    e->kind == TK_DIVERGED)
-		snprintf(buf, size, "%s %s %s", trace_kind_name(e->kind), what, extra);
+	    e->kind == TK_DIVERGED || e->kind == TK_SILLY || e->kind == TK_OTHER)
+		snprintf(buf, size, "%s %s %s", e->decision, what, extra);
 	else
 		snprintf(buf, size, "%s %s", what, extra);
 	size = strlen(buf);

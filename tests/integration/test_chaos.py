@@ -361,7 +361,7 @@ def test_no_chaos_no_layer(make_mount):
     (["--drop-prob", "1.5"], {}, "--drop-prob=1.5"),
     (["--drop-errno", "EWHATEVER"], {}, "drop-errno"),
     (["--seed", "x"], {}, "--seed x"),
-    (["--chaos=nfs"], {}, "unknown profile"),
+    (["--chaos=nfs3"], {}, "unknown profile"),
     (["--chaos", "--coherence=off"], {}, "--coherence does not apply"),
     (["--chaos", "--queues"], {}, "cannot be combined"),
     ([], {"CHAOSFS_META_TTL_MS": "soon"}, "CHAOSFS_META_TTL_MS"),
@@ -704,3 +704,164 @@ def test_fault_rules_refused_and_cleared(make_mount, run_eddy):
         assert r.returncode == 2, (bad, r.stderr)
     assert run_eddy("chaos", "clear", "--mount", a.mnt).returncode == 0
     assert not any(k.startswith("chaos_rule_") for k in a.stats())
+
+
+# --------------------------------------------------------------------------
+# the nfs profile
+
+
+def nfs_clients(make_mount, a_opts="", b_opts=""):
+    a = make_mount(extra_args=["--chaos=nfs" + (":" + a_opts if a_opts else ""),
+                               "--client-id", "A"])
+    b = make_mount(backing=a.backing,
+                   extra_args=["--chaos=nfs" + (":" + b_opts if b_opts else ""),
+                               "--client-id", "B"])
+    return a, b
+
+
+def test_nfs_write_behind_and_close_to_open(make_mount):
+    a, b = nfs_clients(make_mount, "actimeo=60", "actimeo=60")
+    (a.mnt / "f").write_bytes(b"v1")
+    assert read(b.mnt / "f") == b"v1"
+    fa = open(a.mnt / "f", "wb")
+    fa.write(b"version two")
+    fa.flush()
+    # write-behind: nothing reaches the server before close
+    assert (a.backing / "f").read_bytes() == b""
+    assert read(a.mnt / "f") == b"version two"
+    assert os.stat(b.mnt / "f").st_size == 2          # B's cached attributes
+    fa.close()
+    assert (a.backing / "f").read_bytes() == b"version two"
+    # B: a stat within the attribute timeout is stale, an open revalidates
+    assert os.stat(b.mnt / "f").st_size == 2
+    assert read(b.mnt / "f") == b"version two"
+    assert os.stat(b.mnt / "f").st_size == len(b"version two")
+
+
+def test_nfs_nocto_keeps_serving_cached_attributes(make_mount):
+    a, b = nfs_clients(make_mount, "", "actimeo=60,nocto")
+    (a.mnt / "f").write_bytes(b"12")
+    assert os.stat(b.mnt / "f").st_size == 2
+    (a.mnt / "f").write_bytes(b"123456")
+    with open(b.mnt / "f", "rb") as f:
+        assert os.fstat(f.fileno()).st_size == 2   # no revalidation at open
+
+
+def test_nfs_lookupcache(make_mount):
+    a, b = nfs_clients(make_mount, "", "acdirmin=60,acdirmax=60")
+    _, c = nfs_clients(make_mount, "", "acdirmin=60,acdirmax=60,lookupcache=pos")
+    assert stat_or_errno(b.mnt / "new") == errno.ENOENT
+    (a.mnt / "new").write_bytes(b"")
+    assert stat_or_errno(b.mnt / "new") == errno.ENOENT    # cached absence (all)
+    c_back = c.backing
+    assert stat_or_errno(c.mnt / "x") == errno.ENOENT
+    (c_back / "x").write_bytes(b"")
+    assert os.path.exists(c.mnt / "x")                     # pos: absences not cached
+
+
+def test_nfs_silly_rename(make_mount):
+    a, b = nfs_clients(make_mount)
+    (a.mnt / "f").write_bytes(b"still here")
+    fd = os.open(a.mnt / "f", os.O_RDONLY)
+    os.unlink(a.mnt / "f")
+    names = os.listdir(a.backing)
+    assert len(names) == 1 and re.fullmatch(r"\.nfs[0-9a-f]{16}[0-9a-f]{8}", names[0])
+    assert os.read(fd, 100) == b"still here"
+    with pytest.raises(OSError) as e:
+        os.unlink(a.mnt / names[0])
+    assert e.value.errno == errno.EBUSY
+    os.close(fd)
+    wait_for(lambda: os.listdir(a.backing) == [], what=".nfs file removed at last close")
+
+
+def test_nfs_estale_after_another_client_removes(make_mount):
+    a, b = nfs_clients(make_mount, "", "noac")
+    (a.mnt / "g").write_bytes(b"gee")
+    fd = os.open(b.mnt / "g", os.O_RDONLY)
+    os.unlink(a.mnt / "g")
+    with pytest.raises(OSError) as e:
+        os.read(fd, 10)
+    assert e.value.errno == errno.ESTALE
+    with pytest.raises(OSError) as e:
+        os.fstat(fd)
+    assert e.value.errno == errno.ESTALE
+    os.close(fd)
+
+
+def test_nfs_o_append_race_between_clients(make_mount):
+    a, b = nfs_clients(make_mount, "actimeo=60", "actimeo=60")
+    (a.mnt / "log").write_bytes(b"x")
+    fa = os.open(a.mnt / "log", os.O_WRONLY | os.O_APPEND)
+    fb = os.open(b.mnt / "log", os.O_WRONLY | os.O_APPEND)
+    assert os.fstat(fb).st_size == 1        # B caches the size
+    os.write(fa, b"AAAA")
+    os.close(fa)
+    os.write(fb, b"BBBB")          # appends at the end B has cached: 1
+    os.close(fb)
+    assert (a.backing / "log").read_bytes() == b"xBBBB"
+
+
+def test_nfs_timestamp_granularity(make_mount):
+    a = make_mount(extra_args=["--chaos=nfs:tsgran=1000"])
+    (a.mnt / "t").write_bytes(b"")
+    st = os.stat(a.mnt / "t")
+    assert st.st_mtime_ns % 1_000_000_000 == 0
+
+
+@pytest.mark.parametrize("profile,msg", [
+    ("nfs:bogus", "unknown nfs option"),
+    ("nfs:acregmin=10,acregmax=5", "minimum above"),
+    ("nfs:lookupcache=some", "lookupcache=some"),
+    ("nfs:actimeo=-1", "actimeo=-1"),
+])
+def test_nfs_options_refused(make_mount, profile, msg):
+    m = make_mount(extra_args=["--chaos=" + profile], check=False)
+    assert m.mount_result.returncode == 2
+    assert msg in m.mount_result.stderr
+
+
+# --------------------------------------------------------------------------
+# partitions
+
+
+def test_partition_soft_serves_the_cache_and_times_out(make_mount):
+    a = make_mount(extra_args=chaos("meta-ttl=" + LONG))
+    (a.mnt / "f").write_bytes(b"data")
+    assert os.stat(a.mnt / "f").st_size == 4
+    r = a.run("chaos", "partition", "--mount", a.mnt, "softerr=300")
+    assert r.returncode == 0, r.stderr
+    assert os.stat(a.mnt / "f").st_size == 4           # from the client's cache
+    with pytest.raises(OSError) as e:
+        read(a.mnt / "f")                              # needs the server
+    assert e.value.errno == errno.ETIMEDOUT
+    r = a.run("chaos", "partition", "--mount", a.mnt, "soft=300")
+    with pytest.raises(OSError) as e:
+        os.stat(a.mnt / "other")
+    assert e.value.errno == errno.EIO
+    assert a.run("chaos", "heal", "--mount", a.mnt).returncode == 0
+    assert read(a.mnt / "f") == b"data"
+    st = a.stats()
+    assert st["chaos_partition"] == 0 and st["chaos_partition_timed_out"] >= 2
+    r = a.run("chaos", "partition", "--mount", a.mnt, "sometimes")
+    assert r.returncode != 0 and "use hard" in r.stderr
+
+
+def test_partition_hard_holds_requests_until_healed(make_mount):
+    import threading
+    a, b = two_clients(make_mount, a_knobs=["write-delay=100"])
+    (a.backing / "f").write_bytes(b"old")
+    assert read(a.mnt / "f") == b"old"
+    assert a.run("chaos", "partition", "--mount", a.mnt).returncode == 0
+    got = {}
+
+    def reader():
+        got["data"] = read(a.mnt / "f")
+
+    t = threading.Thread(target=reader)
+    t.start()
+    wait_for(lambda: a.stats()["chaos_partition_held"] >= 1, what="a held request")
+    assert "data" not in got
+    assert read(b.mnt / "f") == b"old"      # the other client is not partitioned
+    assert a.run("chaos", "heal", "--mount", a.mnt).returncode == 0
+    t.join(timeout=60)
+    assert got["data"] == b"old"

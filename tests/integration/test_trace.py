@@ -13,7 +13,7 @@ import pytest
 
 LONG = "60000"
 MARKS = {"D": ("drop",), "S": ("cached", "cached-absent"), "~": ("delay",),
-         "P": ("published",), "!": ("publish-failed", "lost", "torn", "diverged")}
+         "P": ("published",), "!": ("publish-failed", "lost", "torn", "diverged", "silly-rename")}
 
 
 def chaos(*knobs):
@@ -184,7 +184,7 @@ def test_refusals(run_eddy, workdir, logs):
     bad = workdir / "bad.jsonl"
     lines = logs[0].read_text().splitlines()[:2]
     for garbage in ("this is not json", '{"t_ms":1,"client":"A"}', "[1,2]",
-                    '{"t_ms":1,"client":"A","op":"read","decision":"maybe"}'):
+                    '{"t_ms":1,"client":"A","op":"read","decision":5}'):
         bad.write_text("\n".join(lines + [garbage]) + "\n")
         r = run_eddy("trace", bad)
         assert r.returncode == 2, garbage
@@ -209,3 +209,19 @@ def test_log_without_start_line(run_eddy, workdir):
     assert "no start line" in r.stderr
     cells = timeline_cells(r.stdout)
     assert cells == {"X": ["D read #3 EIO", "S getattr #3"]}
+
+
+def test_unknown_and_nfs_decisions_are_shown(run_eddy, workdir):
+    log = workdir / "nfs.jsonl"
+    log.write_text('{"t_ms":0,"client":"N","seq":0,"op":"start","ino":0,"decision":"start",'
+                   '"wall_ms":1000,"seed":18446744073709551615}\n'
+                   '{"t_ms":3,"client":"N","seq":0,"op":"unlink","ino":1,"name":"f",'
+                   '"decision":"silly-rename"}\n'
+                   '{"t_ms":4,"client":"N","seq":0,"op":"read","ino":2,'
+                   '"decision":"from-the-future"}\n')
+    r = run_eddy("trace", log)
+    assert r.returncode == 0, r.stderr
+    assert "seed 18446744073709551615" in r.stdout
+    assert timeline_cells(r.stdout) == {
+        "N": ["! silly-rename unlink f", "? from-the-future read #2"]}
+    assert re.search(r"^  \? other +1$", r.stdout, re.M)

@@ -264,3 +264,28 @@ TEST(chaos_threads_write_read_publish)
 	}
 	cfx_close(&x);
 }
+
+TEST(chaos_rules_and_partition)
+{
+	struct cfx x;
+	struct statvfs sv;
+	int i, got[4];
+
+	CHECK_EQ(cfx_open(&x, 0, 0, 0, 1), 0);
+	CHECK_EQ(control(&x, "chaos fault op=statfs,after=1,count=2,errno=ENOSPC"), 0);
+	CHECK_EQ(control(&x, "chaos fault op=nothing"), -EINVAL);
+	for (i = 0; i < 4; i++)
+		got[i] = x.fs->ops->statfs(x.fs, &x.ctx, EDDY_ROOT_INO, &sv);
+	CHECK_EQ(got[0], 0);
+	CHECK_EQ(got[1], -ENOSPC);
+	CHECK_EQ(got[2], -ENOSPC);
+	CHECK_EQ(got[3], 0);
+	CHECK_EQ(control(&x, "chaos partition softerr=10"), 0);
+	CHECK_EQ(x.fs->ops->statfs(x.fs, &x.ctx, EDDY_ROOT_INO, &sv), -ETIMEDOUT);
+	CHECK_EQ(control(&x, "chaos partition later"), -EINVAL);
+	CHECK_EQ(control(&x, "chaos heal"), 0);
+	CHECK_EQ(x.fs->ops->statfs(x.fs, &x.ctx, EDDY_ROOT_INO, &sv), 0);
+	/* a hard partition is healed by unmounting (destroy) */
+	CHECK_EQ(control(&x, "chaos partition hard"), 0);
+	cfx_close(&x);
+}

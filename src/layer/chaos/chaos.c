@@ -19,8 +19,10 @@
 **   4. With drop-prob P every droppable operation fails with drop-errno
 **      (EIO) with probability P, decided by this client's seeded random
 **      source; lookup, forget, release, releasedir, unlocks and the rest of
-**      a listing are never dropped (nothing leaks). A dropped flush makes
-**      close() fail after the file was closed for real, as on NFS.
+**      a listing are never dropped (nothing leaks), nor getattr (the kernel
+**      sends it on its own schedule: only a targeted rule fails it). A
+**      dropped flush makes close() fail after the file was closed for
+**      real, as on NFS.
 **   5. State is keyed by inode number, never by path.
 **   6. Locks go through to the inner filesystem: they conflict across
 **      clients and with plain processes. Taking or releasing one publishes
@@ -167,7 +169,11 @@ static int c_setattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino,
 
 	if ((r = chaos_drop(s, "setattr", ino)) < 0)
 		return r;
-	if ((mask & EDDY_SET_SIZE) && k_wdelay(s) > 0) {
+	if ((mask & EDDY_SET_SIZE) && s->nfs.on) {
+		/* NFS sends a truncate to the server at once, after what this
+		 * client wrote before it */
+		chaos_publish_through(s, ino);
+	} else if ((mask & EDDY_SET_SIZE) && k_wdelay(s) > 0) {
 		struct stat cur;
 		double t;
 
@@ -290,6 +296,8 @@ static int c_remove(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t paren
 	if (k_rdelay(s) > 0)
 		return chaos_ns_remove(s, c, parent, name, dir);
 	child = chaos_peek_child(s, c, parent, name);
+	if (!dir && (r = chaos_nfs_silly(s, c, parent, name, child)) != 0)
+		return r < 0 ? r : 0;
 	r = dir ? s->inner->ops->rmdir(s->inner, c, parent, name)
 		: s->inner->ops->unlink(s->inner, c, parent, name);
 	if (r < 0)
@@ -344,6 +352,9 @@ static int c_rename(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t paren
 	}
 	src = chaos_peek_child(s, c, parent, name);
 	dst = chaos_peek_child(s, c, newparent, newname);
+	if (dst && dst != src && !(flags & RENAME_EXCHANGE) &&
+	    (r = chaos_nfs_silly(s, c, newparent, newname, dst)) < 0)
+		return r;
 	r = s->inner->ops->rename(s->inner, c, parent, name, newparent, newname, flags);
 	if (r < 0)
 		return r;
@@ -420,7 +431,8 @@ static int opened(struct cfs *s, const struct eddy_ctx *c, uint64_t ino,
 	}
 	no_kernel_cache(how);
 	*fp = &f->base;
-	if ((flags & O_TRUNC) && k_wdelay(s) > 0 && (flags & O_ACCMODE) != O_RDONLY)
+	if ((flags & O_TRUNC) && k_wdelay(s) > 0 && !s->nfs.on &&
+	    (flags & O_ACCMODE) != O_RDONLY)
 		return c_truncate_delayed(s, c, ino, f, 0) < 0 ? -ENOMEM : 0;
 	return 0;
 }
@@ -435,9 +447,17 @@ static int c_open(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, in
 
 	if (r < 0)
 		return r;
+	/* close-to-open: an open revalidates the file's attributes */
+	if (s->nfs.on && s->nfs.cto)
+		chaos_attr_drop(s, ino);
 	/* An O_TRUNC is a delayed truncate like any other. */
-	if (k_wdelay(s) > 0)
+	/* This client decides where its appends go (its view of the end of
+	 * file), not the truth at publication. */
+	inner_flags &= ~O_APPEND;
+	if (k_wdelay(s) > 0 && !s->nfs.on)
 		inner_flags &= ~O_TRUNC;
+	if ((flags & O_TRUNC) && s->nfs.on)
+		chaos_publish_through(s, ino);
 	r = s->inner->ops->open(s->inner, c, ino, inner_flags, &in, how);
 	if (r < 0)
 		return r;
@@ -459,13 +479,13 @@ static int c_create(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t paren
 		return r;
 	if (k_rdelay(s) > 0) {
 		in = NULL;
-		r = chaos_ns_create(s, c, S_IFREG, parent, name, mode, 0, NULL, flags & ~O_TRUNC,
-				    out, &in, how);
+		r = chaos_ns_create(s, c, S_IFREG, parent, name, mode, 0, NULL,
+				    flags & ~(O_TRUNC | O_APPEND), out, &in, how);
 		if (r < 0)
 			return r;
 	} else {
-		r = s->inner->ops->create(s->inner, c, parent, name, mode, flags & ~O_TRUNC, out,
-					  &in, how);
+		r = s->inner->ops->create(s->inner, c, parent, name, mode,
+					  flags & ~(O_TRUNC | O_APPEND), out, &in, how);
 		if (r < 0)
 			return r;
 		took_new(s, 0, parent, name, out);
@@ -690,8 +710,47 @@ static void c_report(struct eddy_fs *fs, eddy_stat_fn fn, void *arg)
 	fn(arg, "chaos_cached_inodes", v[12]);
 	fn(arg, "chaos_cached_names", v[13]);
 	chaos_rules_report(s, fn, arg);
+	chaos_net_report(s->inner, fn, arg);
 	if (s->inner->ops->report)
 		s->inner->ops->report(s->inner, fn, arg);
+}
+
+/* "" or " hard": hang; " soft[=MS]", " softerr[=MS]": fail after MS
+** (default 2000). */
+static int parse_partition(const char *mode, enum chaos_partition *state, long *timeo,
+			   char *err, size_t errlen)
+{
+	const char *eq;
+
+	*timeo = 2000;
+	if (!*mode || strcmp(mode, " hard") == 0) {
+		*state = CHAOS_NET_HARD;
+		return 0;
+	}
+	if (strncmp(mode, " softerr", 8) == 0) {
+		*state = CHAOS_NET_SOFTERR;
+		eq = mode + 8;
+	} else if (strncmp(mode, " soft", 5) == 0) {
+		*state = CHAOS_NET_SOFT;
+		eq = mode + 5;
+	} else {
+		snprintf(err, errlen, "partition%s: use hard, soft[=MS] or softerr[=MS]", mode);
+		return -EINVAL;
+	}
+	if (*eq == '=') {
+		char *end;
+
+		errno = 0;
+		*timeo = strtol(eq + 1, &end, 10);
+		if (!eq[1] || *end || errno || *timeo < 0 || *timeo > 3600000) {
+			snprintf(err, errlen, "partition%s: want milliseconds, 0-3600000", mode);
+			return -EINVAL;
+		}
+	} else if (*eq) {
+		snprintf(err, errlen, "partition%s: use hard, soft[=MS] or softerr[=MS]", mode);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static void *crash_main(void *arg)
@@ -755,6 +814,18 @@ static int c_control(struct eddy_fs *fs, const char *req, eddy_stat_fn fn, void 
 	pthread_mutex_lock(&s->lock);
 	k = s->k;
 	pthread_mutex_unlock(&s->lock);
+	if (strncmp(req, "partition", 9) == 0 || strcmp(req, "heal") == 0) {
+		enum chaos_partition state = CHAOS_NET_OK;
+		const char *mode = req[0] == 'p' ? req + 9 : "";
+		long timeo = 0;
+
+		if (req[0] == 'p' && parse_partition(mode, &state, &timeo, err, errlen) < 0)
+			return -EINVAL;
+		chaos_net_set(s->inner, state, timeo);
+		chaos_logf(s, "network: %s", req);
+		chaos_net_report(s->inner, fn, arg);
+		return 0;
+	}
 	if (strncmp(req, "fault ", 6) == 0) {
 		if (chaos_rule_add(s, req + 6, err, errlen) < 0)
 			return -EINVAL;
@@ -806,6 +877,7 @@ static void c_destroy(struct eddy_fs *fs)
 {
 	struct cfs *s = cfs_of(fs);
 
+	chaos_net_set(s->inner, CHAOS_NET_OK, 0);       /* heal: publish what is left */
 	chaos_publisher_stop(s);
 	chaos_rules_clear(s);
 	chaos_stage_free(s);
@@ -900,8 +972,14 @@ int chaos_fs_open(struct eddy_fs *inner, const struct chaos_options *o, struct e
 		snprintf(err, errlen, "chaos: out of memory");
 		return -ENOMEM;
 	}
-	s->inner = inner;
+	if (chaos_net_open(inner, &s->inner) < 0) {
+		free(s->client);
+		free(s);
+		snprintf(err, errlen, "chaos: out of memory");
+		return -ENOMEM;
+	}
 	s->k = o->knobs;
+	s->nfs = o->nfs;
 	s->log = o->log;
 	s->log_arg = o->log_arg;
 	s->t0 = chaos_now();
@@ -936,6 +1014,7 @@ int chaos_fs_open(struct eddy_fs *inner, const struct chaos_options *o, struct e
 	if (r == 0 && (r = chaos_publisher_start(s)) < 0)
 		snprintf(err, errlen, "chaos: cannot start the publisher: %s", strerror(-r));
 	if (r < 0) {
+		chaos_net_unwrap(s->inner);
 		s->inner = NULL;
 		chaos_rules_clear(s);
 		chaos_cache_free(s);
@@ -949,6 +1028,14 @@ int chaos_fs_open(struct eddy_fs *inner, const struct chaos_options *o, struct e
 		free(s);
 		return r;
 	}
+	if (s->nfs.on)
+		chaos_logf(s, "nfs profile: %s acregmin=%g acregmax=%g acdirmin=%g acdirmax=%g "
+			   "lookupcache=%s %s %s tsgran=%ld", s->nfs.ac ? "ac" : "noac",
+			   s->nfs.acregmin, s->nfs.acregmax, s->nfs.acdirmin, s->nfs.acdirmax,
+			   s->nfs.lookupcache == NFS_LOOKUP_ALL ? "all" :
+			   s->nfs.lookupcache == NFS_LOOKUP_POS ? "pos" : "none",
+			   s->nfs.cto ? "cto" : "nocto", s->nfs.sync ? "sync" : "async",
+			   s->nfs.tsgran_ms);
 	chaos_logf(s, "chaos client %s: meta-ttl=%ld write-delay=%ld rename-delay=%ld "
 		   "drop-prob=%g drop-errno=%s seed=%llu%s", s->client, k_ttl(s),
 		   k_wdelay(s), s->k.rename_delay_ms, k_drop_prob(s),

@@ -22,6 +22,24 @@ struct chaos_knobs {
 	int drop_errno;            /* what a dropped operation fails with */
 };
 
+enum { NFS_LOOKUP_ALL, NFS_LOOKUP_POS, NFS_LOOKUP_NONE };
+
+/* The nfs profile's options (nfs(5) names; times in seconds). */
+struct chaos_nfs {
+	bool on;
+	bool ac, cto, sync;
+	double acregmin, acregmax, acdirmin, acdirmax;
+	int lookupcache;           /* NFS_LOOKUP_* */
+	long tsgran_ms;            /* timestamp granularity; 0: exact */
+};
+
+/* nfs(5)'s defaults. */
+void chaos_nfs_default(struct chaos_nfs *n);
+
+/* Parses the options of --chaos=nfs:OPTS (comma-separated); 0, or -EINVAL
+** with a one-line reason in ERR. */
+int chaos_nfs_parse(const char *opts, struct chaos_nfs *n, char *err, size_t errlen);
+
 struct chaos_options {
 	struct chaos_knobs knobs;
 	bool seeded;               /* false: a random seed, logged */
@@ -30,6 +48,7 @@ struct chaos_options {
 	const char *decision_log;  /* JSON lines of every decision, or NULL */
 	const char *replay;        /* a decision log to repeat, or NULL */
 	const char *const *rules;  /* targeted faults, NULL-terminated, or NULL */
+	struct chaos_nfs nfs;      /* the nfs profile (nfs.on), else ChaosFS's */
 	void (*log)(void *arg, const char *line);    /* the mount's log */
 	void *log_arg;
 };

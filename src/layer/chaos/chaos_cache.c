@@ -154,6 +154,7 @@ uint64_t cnode_release_if_unused(struct cfs *s, struct cnode *n)
 	s->nnodes--;
 	iref = n->iref;
 	free(n->pname);
+	free(n->silly_name);
 	chaos_listing_put(n->listing);
 	pthread_mutex_destroy(&n->io);
 	free(n);
@@ -166,6 +167,7 @@ void chaos_attr_store(struct cfs *s, uint64_t ino, const struct stat *st)
 
 	pthread_mutex_lock(&s->lock);
 	if ((n = cnode_find(s, ino))) {
+		chaos_attr_observed(s, n, st);
 		n->attr = *st;
 		n->have_attr = true;
 		n->attr_at = chaos_now();
@@ -256,6 +258,14 @@ static void entries_grow(struct cfs *s)
 	s->nentries_b = nb;
 }
 
+/* Whether a name cached at AT may still be served some day. */
+static bool entry_kept(struct cfs *s, double at)
+{
+	if (s->nfs.on)
+		return at + s->nfs.acdirmax + 1 > chaos_now();
+	return chaos_fresh(s, at);
+}
+
 /* Drops expired names now and then, so the table stays the size of what
 ** was looked up within one meta-ttl. */
 static void entries_sweep(struct cfs *s, struct forgets *fg)
@@ -269,7 +279,7 @@ static void entries_sweep(struct cfs *s, struct forgets *fg)
 		struct centry **pp = &s->entries[i];
 
 		while (*pp) {
-			if (!chaos_fresh(s, (*pp)->at))
+			if (!entry_kept(s, (*pp)->at))
 				entry_remove(s, pp, fg);
 			else
 				pp = &(*pp)->next_hash;
@@ -284,7 +294,7 @@ static void entry_set(struct cfs *s, uint64_t parent, const char *name, uint64_t
 	struct centry **pp, *e;
 	struct cnode *n = NULL;
 
-	if (k_ttl(s) <= 0)
+	if (!chaos_caches(s))
 		return;
 	if (ino && !(n = cnode_find(s, ino)))
 		ino = 0;        /* not held: forget the name rather than cache it */
@@ -349,6 +359,7 @@ void chaos_took_entry(struct cfs *s, uint64_t parent, const char *name, struct e
 	if (n) {
 		n->kref++;
 		n->iref++;
+		chaos_attr_observed(s, n, &e->attr);
 		n->attr = e->attr;
 		n->have_attr = true;
 		n->attr_at = chaos_now();
@@ -394,9 +405,15 @@ void chaos_forget_name(struct cfs *s, uint64_t parent, const char *name)
 	forgets_send(s, &fg);
 }
 
+/* The truth has no (parent, name): cache the absence (nothing changed). */
 void chaos_entry_absent(struct cfs *s, uint64_t parent, const char *name)
 {
-	chaos_own_change(s, parent, name, 0);
+	struct forgets fg = { .len = 0 };
+
+	pthread_mutex_lock(&s->lock);
+	entry_set(s, parent, name, 0, &fg);
+	pthread_mutex_unlock(&s->lock);
+	forgets_send(s, &fg);
 }
 
 /* The inode a cached name points to (0: not cached or absent). */
@@ -425,9 +442,12 @@ static int lookup_cached(struct cfs *s, uint64_t parent, const char *name,
 	bool fresh_attr;
 	uint64_t ino;
 
+	chaos_nfs_revalidate(s, parent);
 	pthread_mutex_lock(&s->lock);
 	pp = entry_slot(s, parent, name);
-	if (!*pp || !chaos_fresh(s, (*pp)->at)) {
+	if (!*pp || !(s->nfs.on ? chaos_nfs_names_valid(s, cnode_find(s, parent), (*pp)->at,
+							!(*pp)->ino)
+				: chaos_fresh(s, (*pp)->at))) {
 		pthread_mutex_unlock(&s->lock);
 		return 0;
 	}
@@ -445,7 +465,7 @@ static int lookup_cached(struct cfs *s, uint64_t parent, const char *name,
 	}
 	n->kref++;
 	s->n_entry_hits++;
-	fresh_attr = n->have_attr && chaos_fresh(s, n->attr_at);
+	fresh_attr = chaos_attr_fresh(s, n);
 	memset(out, 0, sizeof(*out));
 	out->ino = ino;
 	out->attr = n->attr;
@@ -479,7 +499,7 @@ int c_lookup(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, cons
 		return r;
 	if (r > 0)
 		goto done;
-	if (k_ttl(s) > 0) {
+	if (chaos_caches(s)) {
 		r = lookup_cached(s, parent, name, out);
 		if (r < 0)
 			return r;
@@ -532,18 +552,20 @@ int c_getattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, struct
 	double t;
 	int r;
 
-	if ((r = chaos_drop(s, "getattr", ino)) < 0)
+	if ((r = chaos_fault_only(s, "getattr", ino)) < 0)
 		return r;
-	if (k_ttl(s) > 0) {
+	if (chaos_caches(s)) {
 		pthread_mutex_lock(&s->lock);
 		n = cnode_find(s, ino);
-		if (n && n->have_attr && chaos_fresh(s, n->attr_at)) {
+		if (n && chaos_attr_fresh(s, n)) {
 			*st = n->attr;
 			hit = true;
 			s->n_attr_hits++;
 		}
 		pthread_mutex_unlock(&s->lock);
 	}
+	if (f && (r = chaos_nfs_stale(s, (struct cfile *)f)) < 0)
+		return r;
 	if (hit) {
 		chaos_decision(s, "getattr", ino, NULL, "cached", -1);
 	} else {
@@ -551,6 +573,8 @@ int c_getattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, struct
 					   f ? ((struct cfile *)f)->inner : NULL, st, &t);
 		if (r < 0)
 			return r;
+		if (st->st_nlink == 0 && chaos_nfs_removed_elsewhere(s, ino))
+			return -ESTALE;
 		chaos_attr_store(s, ino, st);
 	}
 	chaos_view_attr(s, ino, st);
@@ -566,7 +590,7 @@ uint64_t chaos_peek_child(struct cfs *s, const struct eddy_ctx *c, uint64_t pare
 	struct eddy_entry e;
 	uint64_t ino = cached_child(s, parent, name);
 
-	if (ino || k_ttl(s) <= 0)
+	if (ino || !chaos_caches(s))
 		return ino;
 	if (s->inner->ops->lookup(s->inner, c, parent, name, &e) < 0 || !e.ino)
 		return 0;
@@ -668,10 +692,13 @@ static int listing_for(struct cfs *s, const struct eddy_ctx *c, struct cfile *d,
 	struct cnode *n;
 	int r;
 
-	if (k_ttl(s) > 0) {
+	if (chaos_caches(s)) {
+		chaos_nfs_revalidate(s, d->base.ino);
 		pthread_mutex_lock(&s->lock);
 		n = cnode_find(s, d->base.ino);
-		if (n && n->listing && chaos_fresh(s, n->list_at)) {
+		if (n && n->listing &&
+		    (s->nfs.on ? n->list_at >= n->changed_at && chaos_attr_fresh(s, n)
+			       : chaos_fresh(s, n->list_at))) {
 			l = n->listing;
 			l->refs++;
 			s->n_list_hits++;
@@ -686,7 +713,7 @@ static int listing_for(struct cfs *s, const struct eddy_ctx *c, struct cfile *d,
 	r = read_listing(s, c, d, &l);
 	if (r < 0)
 		return r;
-	if (k_ttl(s) > 0) {
+	if (chaos_caches(s)) {
 		pthread_mutex_lock(&s->lock);
 		n = cnode_find(s, d->base.ino);
 		if (n) {
@@ -775,6 +802,7 @@ void chaos_cache_free(struct cfs *s)
 		for (n = s->nodes[i]; n; n = next) {
 			next = n->next_hash;
 			free(n->pname);
+			free(n->silly_name);
 			chaos_listing_put(n->listing);
 			pthread_mutex_destroy(&n->io);
 			free(n);

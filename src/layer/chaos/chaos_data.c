@@ -48,16 +48,24 @@ void cfile_put(struct cfs *s, struct cfile *f)
 	uint64_t iref = 0;
 	bool last;
 
+	uint64_t sparent = 0;
+	char *sname = NULL;
+	struct eddy_ctx sctx;
+	bool silly = false;
+
 	pthread_mutex_lock(&s->lock);
 	last = --f->refs == 0;
 	if (last && (n = cnode_find(s, f->base.ino))) {
 		n->opens--;
+		silly = chaos_nfs_silly_take(n, &sparent, &sname, &sctx);
 		iref = cnode_release_if_unused(s, n);
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (!last)
 		return;
 	s->inner->ops->release(s->inner, f->inner);
+	if (silly)
+		chaos_nfs_silly_done(s, sparent, sname, &sctx);
 	cnode_forget_inner(s, f->base.ino, iref);
 	free(f);
 }
@@ -108,6 +116,7 @@ void chaos_view_attr(struct cfs *s, uint64_t ino, struct stat *st)
 		st->st_nlink = links > 0 ? (nlink_t)links : 0;
 	}
 	pthread_mutex_unlock(&s->lock);
+	chaos_nfs_view_times(s, st);
 }
 
 /* Applies N's pending changes to BUF, which holds GOT bytes of the truth
@@ -158,7 +167,7 @@ ssize_t c_read(struct eddy_fs *fs, struct eddy_file *f, void *buf, size_t size, 
 	double t;
 	int r;
 
-	if ((r = chaos_drop(s, "read", f->ino)) < 0)
+	if ((r = chaos_drop(s, "read", f->ino)) < 0 || (r = chaos_nfs_stale(s, cf)) < 0)
 		return r;
 	pthread_mutex_lock(&s->lock);
 	n = cnode_find(s, f->ino);
@@ -240,6 +249,30 @@ static bool coalesce(struct cfs *s, struct cnode *n, struct cfile *f, const void
 	return true;
 }
 
+/* Where an O_APPEND write goes: the end of file as this client knows it —
+** the truth's, or (nfs profile, P1) the size it has cached, so that
+** appenders on two clients overwrite each other as on NFS. */
+static int appending_size(struct cfs *s, const struct eddy_ctx *c, struct cfile *cf,
+			  struct stat *st)
+{
+	struct cnode *n;
+	bool cached = false;
+	double t;
+
+	if (s->nfs.on) {
+		pthread_mutex_lock(&s->lock);
+		n = cnode_find(s, cf->base.ino);
+		if (n && chaos_attr_fresh(s, n)) {
+			*st = n->attr;
+			cached = true;
+		}
+		pthread_mutex_unlock(&s->lock);
+	}
+	if (!cached)
+		return s->inner->ops->getattr(s->inner, c, cf->base.ino, cf->inner, st, &t);
+	return 0;
+}
+
 ssize_t c_write(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file *f,
 		const void *buf, size_t size, off_t off)
 {
@@ -250,7 +283,7 @@ ssize_t c_write(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file *
 	bool over;
 	int r;
 
-	if ((r = chaos_drop(s, "write", f->ino)) < 0)
+	if ((r = chaos_drop(s, "write", f->ino)) < 0 || (r = chaos_nfs_stale(s, cf)) < 0)
 		return r;
 	if (k_wdelay(s) <= 0) {
 		ssize_t w = s->inner->ops->write(s->inner, c, cf->inner, buf, size, off);
@@ -262,9 +295,10 @@ ssize_t c_write(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file *
 		struct stat st;
 		double t;
 
-		r = s->inner->ops->getattr(s->inner, c, f->ino, cf->inner, &st, &t);
+		r = appending_size(s, c, cf, &st);
 		if (r < 0)
 			return r;
+		(void)t;
 		chaos_view_attr(s, f->ino, &st);
 		off = st.st_size;
 	}
@@ -605,6 +639,9 @@ int c_flush(struct eddy_fs *fs, struct eddy_file *f)
 	struct cfile *cf = (struct cfile *)f;
 	int r = 0, r2;
 
+	/* nfs: close writes back what this client holds of the file */
+	if (s->nfs.on)
+		chaos_publish_through(s, f->ino);
 	if (s->inner->ops->flush)
 		r = s->inner->ops->flush(s->inner, cf->inner);
 	if ((r2 = take_pub_err(s, cf)) < 0)

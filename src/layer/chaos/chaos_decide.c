@@ -199,7 +199,8 @@ static double draw_locked(struct cfs *s)
 /* Decides whether operation OP (on INO, or on NAME in directory INO) fails:
 ** the replayed log, else the first targeted rule that fires, else
 ** drop-prob. A rule's delay is waited here, without any lock. */
-static int decide(struct cfs *s, const char *op, uint64_t ino, const char *name)
+static int decide(struct cfs *s, const char *op, uint64_t ino, const char *name,
+		  bool rules_only)
 {
 	const struct crule *rule = NULL;
 	const struct creplay *r;
@@ -209,7 +210,8 @@ static int decide(struct cfs *s, const char *op, uint64_t ino, const char *name)
 	int err;
 	uint64_t seq;
 
-	if (k_drop_prob(s) <= 0 && !s->replay && !__atomic_load_n(&s->nrules, __ATOMIC_RELAXED))
+	if (__atomic_load_n(&s->nrules, __ATOMIC_RELAXED) == 0 &&
+	    (rules_only || (k_drop_prob(s) <= 0 && !s->replay)))
 		return 0;
 	pthread_mutex_lock(&s->lock);
 	seq = ++s->seq;
@@ -223,7 +225,7 @@ static int decide(struct cfs *s, const char *op, uint64_t ino, const char *name)
 		drop = err != 0;
 		delay = rule->delay_ms;
 	} else {
-		drop = k_drop_prob(s) > 0 && rng_unit(s->rng) < k_drop_prob(s);
+		drop = !rules_only && k_drop_prob(s) > 0 && rng_unit(s->rng) < k_drop_prob(s);
 	}
 	if (drop)
 		s->n_dropped++;
@@ -243,12 +245,19 @@ static int decide(struct cfs *s, const char *op, uint64_t ino, const char *name)
 
 int chaos_drop(struct cfs *s, const char *op, uint64_t ino)
 {
-	return decide(s, op, ino, NULL);
+	return decide(s, op, ino, NULL, false);
 }
 
 int chaos_drop_named(struct cfs *s, const char *op, uint64_t parent, const char *name)
 {
-	return decide(s, op, parent, name);
+	return decide(s, op, parent, name, false);
+}
+
+/* Only targeted rules may fail OP: for requests the kernel sends on its
+** own schedule (getattr), which a random drop would make unrepeatable. */
+int chaos_fault_only(struct cfs *s, const char *op, uint64_t ino)
+{
+	return decide(s, op, ino, NULL, true);
 }
 
 /* Finds "key": in LINE and returns what follows, or NULL. */

@@ -81,6 +81,11 @@ struct cnode {
 	unsigned opens;            /* open layer files */
 	unsigned pins;             /* pending namespace changes naming it */
 	int nlink_delta;           /* links added (+) or removed (-) by them */
+	double ac;                 /* nfs: its attribute timeout now (seconds) */
+	double changed_at;         /* nfs: when a change of it was last noticed */
+	char *silly_name;          /* nfs: its .nfs name while open-unlinked */
+	uint64_t silly_parent;
+	struct eddy_ctx silly_ctx;
 	uint64_t pparent;          /* the name this client last knew it by, */
 	char *pname;               /* for path globs (NULL: unknown) */
 	struct stat attr;          /* last known inner attributes */
@@ -148,10 +153,12 @@ struct creplay {
 struct cfs {
 	struct eddy_fs base;
 	struct eddy_fs_ops ops;
-	struct eddy_fs *inner;
+	struct eddy_fs *inner;     /* the truth, through the network (chaos_net.c) */
 	char *client;
 	pthread_mutex_t lock;
 	struct chaos_knobs k;
+	struct chaos_nfs nfs;      /* nfs.on: the nfs profile (fixed at mount) */
+	unsigned silly_counter;
 
 	struct cnode **nodes;
 	size_t nnodes_b, nnodes;
@@ -321,10 +328,37 @@ int chaos_rule_errno(const struct crule *r, const char *op);
 void chaos_rule_free(struct crule *r);
 void chaos_name_node(struct cfs *s, uint64_t ino, uint64_t parent, const char *name);
 
+/* chaos_net.c: the network to the truth (partitions) */
+enum chaos_partition { CHAOS_NET_OK, CHAOS_NET_HARD, CHAOS_NET_SOFT, CHAOS_NET_SOFTERR };
+int chaos_net_open(struct eddy_fs *inner, struct eddy_fs **out);
+void chaos_net_unwrap(struct eddy_fs *fs);
+void chaos_net_set(struct eddy_fs *fs, enum chaos_partition state, long timeo_ms);
+void chaos_net_report(struct eddy_fs *fs, eddy_stat_fn fn, void *arg);
+
+/* chaos_nfs.c: the nfs profile */
+bool chaos_attr_fresh(struct cfs *s, const struct cnode *c);
+void chaos_attr_observed(struct cfs *s, struct cnode *c, const struct stat *st);
+bool chaos_nfs_names_valid(struct cfs *s, const struct cnode *dir, double at, bool absent);
+void chaos_nfs_revalidate(struct cfs *s, uint64_t dir);
+void chaos_nfs_view_times(struct cfs *s, struct stat *st);
+int chaos_nfs_silly(struct cfs *s, const struct eddy_ctx *c, uint64_t parent, const char *name,
+		    uint64_t ino);
+bool chaos_nfs_silly_take(struct cnode *n, uint64_t *parent, char **name, struct eddy_ctx *c);
+void chaos_nfs_silly_done(struct cfs *s, uint64_t parent, char *name, const struct eddy_ctx *c);
+int chaos_nfs_stale(struct cfs *s, struct cfile *f);
+bool chaos_nfs_removed_elsewhere(struct cfs *s, uint64_t ino);
+
+/* Whether this client caches names and attributes at all. */
+static inline bool chaos_caches(struct cfs *s)
+{
+	return s->nfs.on ? (s->nfs.ac || s->nfs.lookupcache != NFS_LOOKUP_NONE) : k_ttl(s) > 0;
+}
+
 /* chaos_decide.c: the seeded random source, drops, the decision log */
 void chaos_rng_seed(struct cfs *s, uint64_t seed);
 int chaos_drop(struct cfs *s, const char *op, uint64_t ino);
 int chaos_drop_named(struct cfs *s, const char *op, uint64_t parent, const char *name);
+int chaos_fault_only(struct cfs *s, const char *op, uint64_t ino);
 uint64_t chaos_random_below(struct cfs *s, uint64_t n);
 void chaos_decision(struct cfs *s, const char *op, uint64_t ino, const char *name,
 		    const char *decision, double ms);
