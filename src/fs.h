@@ -252,6 +252,14 @@ struct eddy_fs {
 ** with default_permissions so that the kernel checks them. */
 #define EDDY_FS_KERNEL_PERMISSIONS 1u
 
+/* Directory listings need no open handle: readdir cookies stay valid on
+** any handle of the directory, and the implementation tells the kernel of
+** every change to a listing it may cache (events). The frontend then lets
+** the kernel skip OPENDIR/RELEASEDIR (and cache listings across opens) when
+** the kernel also checks permissions; readdir and fsyncdir then get a
+** handle opened for that one request. Layers clear it. */
+#define EDDY_FS_STATELESS_DIRS 2u
+
 /* The base of every open file or directory handle; embedded first. */
 struct eddy_file {
 	uint64_t ino;

@@ -132,7 +132,8 @@ int mem_fs_open(const struct mem_options *o, struct eddy_fs **out, char *err, si
 		return -ENOMEM;
 	}
 	m->base.ops = &mem_fs_ops;
-	m->base.flags = EDDY_FS_KERNEL_PERMISSIONS;
+	m->base.flags = EDDY_FS_KERNEL_PERMISSIONS |
+			(o->cache_readdir ? EDDY_FS_STATELESS_DIRS : 0);
 	m->opt = *o;
 	m->capacity = o->max_bytes ? o->max_bytes : physical_ram();
 	atomic_init(&m->used_bytes, 0);

@@ -883,7 +883,7 @@ int queue_fs_open(struct eddy_fs *inner, const struct queue_options *o, struct e
 	pthread_mutex_init(&q->lock, NULL);
 	fill_ops(q);
 	q->base.ops = &q->ops;
-	q->base.flags = inner->flags | EDDY_FS_KERNEL_PERMISSIONS;
+	q->base.flags = (inner->flags & ~EDDY_FS_STATELESS_DIRS) | EDDY_FS_KERNEL_PERMISSIONS;
 	r = qstate_init(q);
 	if (r < 0)
 		snprintf(err, errlen, "out of memory");
