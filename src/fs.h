@@ -105,7 +105,8 @@ enum eddy_setattr_mask {
 typedef int (*eddy_fill_fn)(void *buf, const char *name, const struct stat *st,
 			    const struct eddy_entry *entry, uint64_t next);
 
-/* Counters an implementation can report (eddyfs stats). */
+/* Counters an implementation can report (eddyfs stats); a KEY starting
+** with '#' is a line of text (VALUE ignored). */
 typedef void (*eddy_stat_fn)(void *arg, const char *key, long long value);
 
 struct eddy_fs_ops {

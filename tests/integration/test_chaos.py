@@ -663,6 +663,8 @@ def test_fault_rules_by_op_path_and_count(make_mount):
     assert outcomes == ["EDQUOT", "ok", "EDQUOT", "ok"]
     st = a.stats()
     assert st["chaos_rule_1_fired"] == 2 and st["chaos_rule_1_matched"] == 6
+    shown = a.run("chaos", "show", "--mount", a.mnt).stdout
+    assert "# chaos rule 1: op=write,path=logs/*.log,after=2,count=2" in shown
     assert st["chaos_rule_2_fired"] == 1
 
 
