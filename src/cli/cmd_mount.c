@@ -579,6 +579,18 @@ static int open_log(const struct mount_args *a)
 	return fd;
 }
 
+/* Opening the filesystem failed: say why (log, and the waiting parent or
+** the terminal); the daemon's exit status. */
+static int open_failed(struct eddy_log *log, int ready_fd, const char *err)
+{
+	eddy_log_write(log, EDDY_LOG_ERROR, "%s", err);
+	if (ready_fd >= 0)
+		dprintf(ready_fd, "error: %s\n", err);
+	else
+		cli_error("%s", err);
+	return 1;
+}
+
 static void chaos_log_line(void *arg, const char *line)
 {
 	eddy_log_write(arg, EDDY_LOG_INFO, "%s", line);
@@ -624,14 +636,8 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 		}
 		r = dir_fs_open(a->backing, &dopt, &fs, err, sizeof(err));
 	}
-	if (r < 0) {
-		eddy_log_write(&log, EDDY_LOG_ERROR, "%s", err);
-		if (ready_fd >= 0)
-			dprintf(ready_fd, "error: %s\n", err);
-		else
-			cli_error("%s", err);
-		return 1;
-	}
+	if (r < 0)
+		return open_failed(&log, ready_fd, err);
 	if (a->queues) {
 		struct queue_options qo = { .root_queues = a->queues == 1,
 					    .config = a->queue_config,
@@ -640,12 +646,7 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 
 		if (queue_fs_open(fs, &qo, &qfs, err, sizeof(err)) < 0) {
 			fs->ops->destroy(fs);
-			eddy_log_write(&log, EDDY_LOG_ERROR, "%s", err);
-			if (ready_fd >= 0)
-				dprintf(ready_fd, "error: %s\n", err);
-			else
-				cli_error("%s", err);
-			return 1;
+			return open_failed(&log, ready_fd, err);
 		}
 		fs = qfs;
 		/* Reaped queues and pops reach the kernel through the notifier. */
@@ -659,12 +660,7 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 		co.log_arg = &log;
 		if (chaos_fs_open(fs, &co, &cfs, err, sizeof(err)) < 0) {
 			fs->ops->destroy(fs);
-			eddy_log_write(&log, EDDY_LOG_ERROR, "%s", err);
-			if (ready_fd >= 0)
-				dprintf(ready_fd, "error: %s\n", err);
-			else
-				cli_error("%s", err);
-			return 1;
+			return open_failed(&log, ready_fd, err);
 		}
 		fs = cfs;
 	}
