@@ -26,7 +26,7 @@ CORE_SRC := src/fs.c src/util/log.c src/util/runtime.c \
 	src/backend/mem/mem.c src/backend/mem/mem_inode.c src/backend/mem/mem_dir.c \
 	src/backend/mem/mem_pages.c src/backend/mem/mem_ns.c src/backend/mem/mem_rename.c \
 	src/backend/mem/mem_attr.c src/backend/mem/mem_file.c src/backend/mem/mem_readdir.c \
-	src/backend/mem/mem_xattr.c src/backend/mem/mem_acl.c
+	src/backend/mem/mem_xattr.c src/util/posix_acl.c src/util/fsrules.c
 FUSE_SRC := src/fuse/session.c src/fuse/node_table.c src/fuse/ops_node.c \
 	src/fuse/ops_file.c src/fuse/control.c src/fuse/notify.c src/fuse/wait.c
 CLI_SRC  := src/cli/main.c src/cli/cmd_mount.c src/cli/cmd_umount.c \

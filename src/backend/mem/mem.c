@@ -46,38 +46,6 @@ void mem_options_default(struct mem_options *o)
 	o->cache_readdir = true;
 }
 
-/* A number with an optional binary suffix (K, M, G, T); false if bad. */
-static bool parse_size(const char *s, size_t len, uint64_t *out)
-{
-	uint64_t v = 0, mul = 1;
-	size_t i = 0;
-
-	if (len == 0)
-		return false;
-	for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
-		if (v > (UINT64_MAX - 9) / 10)
-			return false;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	if (i == 0)
-		return false;
-	if (i + 1 == len) {
-		switch (s[i]) {
-		case 'k': case 'K': mul = UINT64_C(1) << 10; break;
-		case 'm': case 'M': mul = UINT64_C(1) << 20; break;
-		case 'g': case 'G': mul = UINT64_C(1) << 30; break;
-		case 't': case 'T': mul = UINT64_C(1) << 40; break;
-		default: return false;
-		}
-	} else if (i != len) {
-		return false;
-	}
-	if (v > UINT64_MAX / mul)
-		return false;
-	*out = v * mul;
-	return true;
-}
-
 int mem_options_parse(const char *params, struct mem_options *o, char *err, size_t errlen)
 {
 	const char *p = params;
@@ -94,7 +62,7 @@ int mem_options_parse(const char *params, struct mem_options *o, char *err, size
 				 (int)klen, p);
 			return -EINVAL;
 		}
-		if (!eq || !parse_size(eq + 1, len - klen - 1, &v)) {
+		if (!eq || !eddy_parse_size(eq + 1, len - klen - 1, &v)) {
 			snprintf(err, errlen, "mem: bad parameter '%.*s' (use size=N[K|M|G|T], "
 				 "inodes=N[K|M|G])", (int)len, p);
 			return -EINVAL;
