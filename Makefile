@@ -35,7 +35,7 @@ CORE_SRC := src/fs.c src/util/log.c src/util/runtime.c \
 FUSE_SRC := src/fuse/session.c src/fuse/node_table.c src/fuse/ops_node.c \
 	src/fuse/ops_file.c src/fuse/control.c src/fuse/notify.c src/fuse/wait.c
 CLI_SRC  := src/cli/main.c src/cli/cmd_mount.c src/cli/cmd_umount.c \
-	src/cli/cmd_stats.c src/cli/mounts.c src/cli/options.c
+	src/cli/cmd_stats.c src/cli/cmd_format.c src/cli/mounts.c src/cli/options.c
 UNIT_SRC := tests/unit/unit_main.c tests/unit/test_dir_backend.c \
 	tests/unit/test_node_table.c src/fuse/node_table.c \
 	tests/unit/test_mem_backend.c tests/unit/test_mem_attrs.c tests/unit/test_mem_stress.c \

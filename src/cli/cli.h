@@ -13,6 +13,7 @@
 int cmd_mount(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_format(int argc, char **argv);
 
 /* options.c */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

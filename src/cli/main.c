@@ -16,6 +16,10 @@ static const char usage[] =
 	"                            expose a directory at a mountpoint\n"
 	"  mount [options] mem:[size=N,inodes=N] <mountpoint>\n"
 	"                            mount a new filesystem that lives in RAM\n"
+	"  mount [options] sqlite:<volume-dir> <mountpoint>\n"
+	"                            mount a volume (see format)\n"
+	"  format [options] <dir>    make a new volume: SQLite metadata and a\n"
+	"                            block folder\n"
 	"  umount --mount P [--mount P ...] | --mount-base D\n"
 	"                            unmount eddyfs mounts, wait for their daemons\n"
 	"  stats --mount P           print a running mount's counters\n"
@@ -46,6 +50,8 @@ int main(int argc, char **argv)
 		return cmd_mount(argc - 1, argv + 1);
 	if (!strcmp(cmd, "umount"))
 		return cmd_umount(argc - 1, argv + 1);
+	if (!strcmp(cmd, "format"))
+		return cmd_format(argc - 1, argv + 1);
 	if (!strcmp(cmd, "stats"))
 		return cmd_stats(argc - 1, argv + 1);
 	cli_error("unknown command '%s' (see eddyfs --help)", cmd);
