@@ -39,7 +39,7 @@ CLI_SRC  := src/cli/main.c src/cli/cmd_mount.c src/cli/cmd_umount.c \
 UNIT_SRC := tests/unit/unit_main.c tests/unit/test_dir_backend.c \
 	tests/unit/test_node_table.c src/fuse/node_table.c \
 	tests/unit/test_mem_backend.c tests/unit/test_mem_attrs.c tests/unit/test_mem_stress.c \
-	tests/unit/test_queue_layer.c
+	tests/unit/test_queue_layer.c tests/unit/test_vol_backend.c
 
 B ?= build
 OBJ = $(addprefix $(B)/obj/,$(1:.c=.o))

@@ -157,12 +157,14 @@ int vol_tx_end(struct vol_fs *v, int err)
 		vol_sql(v->db, "ROLLBACK");
 		v->in_tx = false;
 		v->tx_ndead = 0;
+		v->tx_used = v->tx_inodes = 0;
 		return err;
 	}
 	v->in_tx = false;
 	v->db_unsynced = true;
 	v->used_bytes += v->tx_used;
 	v->ninodes += v->tx_inodes;
+	v->tx_used = v->tx_inodes = 0;
 	for (i = 0; i < v->tx_ndead; i++)
 		vol_block_unlink(v, v->tx_dead[i]);
 	v->tx_ndead = 0;
