@@ -302,8 +302,6 @@ void vol_attr_stat(const struct vol_fs *v, const struct vol_attr *a, struct stat
 	vol_ns_to_ts(a->atime, &st->st_atim);
 	vol_ns_to_ts(a->mtime, &st->st_mtim);
 	vol_ns_to_ts(a->ctime, &st->st_ctim);
-	if (S_ISDIR(a->mode))
-		st->st_size = 4096;
 	(void)v;
 }
 

@@ -9,14 +9,17 @@
 ** write-out (full disk: ENOSPC) is reported by that close or fsync.
 ** Reads see the dirty chunks. Data operations of one file are ordered by
 ** its data_lock. atime is not updated by reads (as with noatime).
-** copy_file_range and lseek answer -ENOSYS: the kernel then copies
-** through read/write and seeks with its generic code (SEEK_DATA finds the
-** whole file data).
+** fallocate: mode 0 only sets the size (no space is set aside), punch
+** hole and zero range drop whole chunks and zero the partial ones.
+** lseek finds data and holes with the granularity of a block.
+** copy_file_range answers -ENOSYS: the kernel then copies through read
+** and write.
 */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vol_int.h"
 
@@ -284,17 +287,83 @@ void vol_release(struct eddy_fs *fs, struct eddy_file *f)
 	vol_handle_free(v, vf);
 }
 
+/* In a transaction: drops the chunks wholly inside [off, end) of A. */
+static int drop_chunks(struct vol_fs *v, struct vol_attr *a, uint64_t off, uint64_t end)
+{
+	uint64_t first = (off + v->block_size - 1) / v->block_size, last = end / v->block_size;
+	int err = 0;
+
+	for (uint64_t idx = first; idx < last && !err; idx++) {
+		sqlite3_stmt *s = vol_q(v, Q_CHUNK_GET);
+		int64_t block = 0, len = 0;
+
+		if (!s)
+			return -EIO;
+		sqlite3_bind_int64(s, 1, (int64_t)a->ino);
+		sqlite3_bind_int64(s, 2, (int64_t)idx);
+		if (sqlite3_step(s) == SQLITE_ROW) {
+			block = sqlite3_column_int64(s, 0);
+			len = sqlite3_column_int64(s, 1);
+		}
+		sqlite3_reset(s);
+		if (!block)
+			continue;
+		s = vol_q(v, Q_CHUNK_DEL);
+		sqlite3_bind_int64(s, 1, (int64_t)a->ino);
+		sqlite3_bind_int64(s, 2, (int64_t)idx);
+		err = vol_exec(v, s);
+		vol_tx_dead_block(v, (uint64_t)block);
+		a->stored -= (uint64_t)len;
+		v->tx_used -= len;
+	}
+	return err;
+}
+
+/* Zeroes the partial chunks at the edges of [off, end) (data_lock held). */
+static int zero_edges(struct vol_fs *v, struct vol_inode *vi, uint64_t off, uint64_t end,
+		      uint64_t size)
+{
+	uint64_t b = v->block_size, edges[2][2] = { { off, end }, { 0, 0 } };
+	char *zeros;
+	int err = 0;
+
+	if (off / b != end / b || off % b == 0) {
+		edges[0][1] = off % b ? (off / b + 1) * b : off;
+		edges[1][0] = end / b * b > edges[0][1] ? end / b * b : edges[0][1];
+		edges[1][1] = end;
+	}
+	zeros = calloc(1, v->block_size);
+	if (!zeros)
+		return -ENOMEM;
+	for (int i = 0; i < 2 && !err; i++) {
+		uint64_t from = edges[i][0], to = edges[i][1] < end ? edges[i][1] : end;
+		ssize_t n;
+
+		if (to <= from)
+			continue;
+		n = vol_data_write(v, vi, zeros, (size_t)(to - from), from, size);
+		if (n < 0)
+			err = (int)n;
+	}
+	free(zeros);
+	return err;
+}
+
 int vol_fallocate(struct eddy_fs *fs, struct eddy_file *f, int mode, off_t off, off_t len)
 {
 	struct vol_fs *v = vol_fs(fs);
 	struct vol_file *vf = vol_file(f);
 	struct vol_inode *vi = vf->vi;
+	int op = mode & ~FALLOC_FL_KEEP_SIZE;
+	bool keep = mode & FALLOC_FL_KEEP_SIZE;
 	struct vol_attr a;
-	uint64_t end;
+	uint64_t end, zero_end;
 	int err;
 
-	if (mode & ~FALLOC_FL_KEEP_SIZE)
-		return -EOPNOTSUPP;     /* punch hole, zero range: not yet */
+	if (op != 0 && op != FALLOC_FL_PUNCH_HOLE && op != FALLOC_FL_ZERO_RANGE)
+		return -EOPNOTSUPP;
+	if (op == FALLOC_FL_PUNCH_HOLE && !keep)
+		return -EOPNOTSUPP;
 	if (off < 0 || len <= 0)
 		return -EINVAL;
 	if (vf->is_dir)
@@ -314,7 +383,10 @@ int vol_fallocate(struct eddy_fs *fs, struct eddy_file *f, int mode, off_t off, 
 			err = vol_attr_get(v, vi->ino, &a);
 		if (!err && !S_ISREG(a.mode))
 			err = -ENODEV;
-		if (!err && !(mode & FALLOC_FL_KEEP_SIZE) && end > a.size)
+		zero_end = err ? 0 : end < a.size ? end : a.size;
+		if (!err && op != 0)
+			err = drop_chunks(v, &a, (uint64_t)off, zero_end);
+		if (!err && !keep && end > a.size)
 			a.size = end;
 		if (!err) {
 			a.mtime = a.ctime = vol_now();
@@ -323,6 +395,8 @@ int vol_fallocate(struct eddy_fs *fs, struct eddy_file *f, int mode, off_t off, 
 		err = vol_tx_end(v, err);
 		pthread_mutex_unlock(&v->db_lock);
 		vi->unsynced = true;
+		if (!err && op != 0 && zero_end > (uint64_t)off)
+			err = zero_edges(v, vi, (uint64_t)off, zero_end, a.size);
 	}
 	pthread_mutex_unlock(&vi->data_lock);
 	return err;
@@ -341,11 +415,66 @@ ssize_t vol_copy_file_range(struct eddy_fs *fs, struct eddy_file *in, off_t off_
 	return -ENOSYS;
 }
 
+/* The first chunk index >= IDX with data (DATA) or without (hole). */
+static int next_chunk(struct vol_fs *v, uint64_t ino, uint64_t idx, bool data, uint64_t *found)
+{
+	sqlite3_stmt *s = vol_q(v, Q_CHUNK_FROM);
+	int rc;
+
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_int64(s, 2, (int64_t)idx);
+	*found = UINT64_MAX;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		uint64_t row = (uint64_t)sqlite3_column_int64(s, 0);
+
+		if (data || row != idx) {
+			*found = data ? row : idx;
+			break;
+		}
+		idx++;
+	}
+	if (!data && *found == UINT64_MAX)
+		*found = idx;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : vol_db_errno(rc);
+}
+
+/* SEEK_DATA / SEEK_HOLE with the granularity of a block: a chunk with a
+** block is data (its zero tail too), a chunk without one is a hole. */
 off_t vol_lseek(struct eddy_fs *fs, struct eddy_file *f, off_t off, int whence)
 {
-	(void)fs;
-	(void)f;
-	(void)off;
-	(void)whence;
-	return -ENOSYS;
+	struct vol_fs *v = vol_fs(fs);
+	struct vol_file *vf = vol_file(f);
+	struct vol_inode *vi = vf->vi;
+	struct vol_attr a;
+	uint64_t idx, pos;
+	off_t r;
+
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return -EINVAL;
+	if (vf->is_dir || off < 0)
+		return -ENXIO;
+	pthread_mutex_lock(&vi->data_lock);
+	r = vol_data_flush(v, vi, false);
+	if (!r) {
+		pthread_mutex_lock(&v->db_lock);
+		r = vol_attr_get(v, vi->ino, &a);
+		if (!r && (uint64_t)off >= a.size)
+			r = -ENXIO;
+		if (!r)
+			r = next_chunk(v, vi->ino, (uint64_t)off / v->block_size,
+				       whence == SEEK_DATA, &idx);
+		pthread_mutex_unlock(&v->db_lock);
+	}
+	pthread_mutex_unlock(&vi->data_lock);
+	if (r)
+		return r;
+	pos = idx == UINT64_MAX ? UINT64_MAX : idx * v->block_size;
+	if (pos < (uint64_t)off)
+		pos = (uint64_t)off;
+	if (whence == SEEK_DATA)
+		return pos >= a.size ? -ENXIO : (off_t)pos;
+	return (off_t)(pos > a.size ? a.size : pos);
 }

@@ -107,8 +107,8 @@ int vol_schema_create(sqlite3 *db, const struct vol_format_options *o, char *err
 		 u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
 		 u[14], u[15]);
 	snprintf(root, sizeof(root),
-		 "INSERT INTO inodes(ino, mode, uid, gid, nlink, atime, mtime, ctime, btime, parent)"
-		 " VALUES(1, %u, %u, %u, 2, %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", 1)",
+		 "INSERT INTO inodes(ino, mode, uid, gid, nlink, atime, mtime, ctime, btime, parent, size)"
+		 " VALUES(1, %u, %u, %u, 2, %" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ", 1, 40)",
 		 (unsigned)(S_IFDIR | 0755), (unsigned)geteuid(), (unsigned)getegid(), now, now,
 		 now, now);
 	if ((r = vol_sql(db, schema)) || (r = vol_sql(db, root)) ||

@@ -64,6 +64,9 @@
 #define VOL_BLOCKS_DIR "blocks"
 #define VOL_LOCK_NAME "eddyfs.lock"
 #define VOL_LINK_MAX 65000
+/* A directory's size: a nominal 20 bytes per entry, "." and ".." included
+** (as tmpfs), kept in its inode row. */
+#define VOL_DIRENT_SIZE 20
 #define VOL_SYMLINK_MAX 4095
 #define VOL_MAX_FILE_SIZE (UINT64_C(1) << 50)
 #define VOL_DIRTY_MAX 8             /* dirty chunks per file before write-out */

@@ -89,6 +89,7 @@ static int dentry_add(struct vol_fs *v, struct vol_attr *p, const char *name, ui
 	sqlite3_bind_blob(s, 2, name, (int)strlen(name), SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, (int64_t)ino);
 	sqlite3_bind_int64(s, 4, (int64_t)p->next_cookie++);
+	p->size += VOL_DIRENT_SIZE;
 	return vol_exec(v, s);
 }
 
@@ -137,7 +138,7 @@ static int new_inode(struct vol_fs *v, const struct eddy_ctx *c, const struct vo
 	sqlite3_bind_int64(s, 5, type == S_IFCHR || type == S_IFBLK ? (int64_t)rdev : 0);
 	sqlite3_bind_int64(s, 6, now);
 	sqlite3_bind_int64(s, 7, type == S_IFDIR ? (int64_t)p->ino : 0);
-	sqlite3_bind_int64(s, 8, (int64_t)size);
+	sqlite3_bind_int64(s, 8, type == S_IFDIR ? 2 * VOL_DIRENT_SIZE : (int64_t)size);
 	if ((err = vol_exec(v, s)) < 0)
 		goto out;
 	v->tx_inodes++;
@@ -316,6 +317,7 @@ static int remove_tx(struct vol_fs *v, uint64_t parent, const char *name, bool d
 	}
 	if ((err = dentry_del(v, parent, name)))
 		return err;
+	p.size -= VOL_DIRENT_SIZE;
 	if (dir) {
 		a.nlink = 0;
 		p.nlink--;

@@ -166,6 +166,7 @@ static int rename_tx(struct vol_fs *v, uint64_t parent, const char *name, uint64
 			sqlite3_bind_int64(q, 4, (int64_t)np->next_cookie++);
 			if ((err = vol_exec(v, q)))
 				return err;
+			np->size += VOL_DIRENT_SIZE;
 		}
 		{
 			sqlite3_stmt *q = vol_q(v, Q_DENTRY_DEL);
@@ -174,6 +175,7 @@ static int rename_tx(struct vol_fs *v, uint64_t parent, const char *name, uint64
 			sqlite3_bind_blob(q, 2, name, (int)strlen(name), SQLITE_STATIC);
 			if ((err = vol_exec(v, q)))
 				return err;
+			p.size -= VOL_DIRENT_SIZE;
 		}
 		move_dir(&s, &p, np);
 		s.ctime = now;
