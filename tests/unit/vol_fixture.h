@@ -20,7 +20,7 @@
 
 struct vfx {
 	struct mfx x;              /* x.fs is the open volume */
-	char dir[64];              /* the volume directory */
+	char dir[96];              /* the volume directory */
 };
 
 static inline int vfx_reopen(struct vfx *v)
@@ -40,7 +40,7 @@ static inline int vfx_open(struct vfx *v, uint32_t block_size, uint64_t capacity
 			   uint64_t max_inodes)
 {
 	struct vol_format_options fo;
-	char err[512], base[] = "/tmp/eddy-vol-XXXXXX";
+	char err[512], base[] = "/var/tmp/eddy-vol-XXXXXX";
 	int r;
 
 	memset(v, 0, sizeof(*v));
@@ -78,7 +78,7 @@ static inline void vfx_unmount(struct vfx *v)
 
 static inline void vfx_close(struct vfx *v)
 {
-	char base[64];
+	char base[96];
 
 	vfx_unmount(v);
 	snprintf(base, sizeof(base), "%s", v->dir);

@@ -140,6 +140,7 @@ int vol_fs_open(const char *dir, const struct vol_options *o, struct eddy_fs **o
 	pthread_mutex_init(&v->db_lock, NULL);
 	pthread_mutex_init(&v->table_lock, NULL);
 	vol_cache_init(&v->cache);
+	pthread_mutex_init(&v->pool_lock, NULL);
 	atomic_init(&v->reserved, 0);
 	r = vol_table_init(v);
 	if (r) {
@@ -212,7 +213,8 @@ static void vol_destroy(struct eddy_fs *fs)
 			sqlite3_finalize(v->stmt[i]);
 	if (v->db)
 		sqlite3_close(v->db);
-	vol_cache_free(&v->cache);
+	vol_cache_free(v);
+	pthread_mutex_destroy(&v->pool_lock);
 	free(v->tx_dead);
 	if (v->blocks_fd >= 0)
 		close(v->blocks_fd);

@@ -13,7 +13,9 @@
 **      stored bytes, and zstd-decodes compressed blocks; a missing,
 **      short or corrupt block is -EIO (and counted in bad_blocks).
 **   3. The cache holds VOL_CACHE_BLOCKS decoded blocks by id (LRU). Blocks
-**      are immutable, so a cached block is never stale.
+**      are immutable, so a cached block is never stale. A reader that
+**      enters a chunk at its start has the next block read ahead
+**      (vol_block_prefetch: the kernel reads it while this one is served).
 */
 #include <endian.h>
 #include <errno.h>
@@ -170,8 +172,36 @@ void vol_block_unlink(struct vol_fs *v, uint64_t id)
 	unlinkat(v->blocks_fd, name, 0);
 }
 
-/* Reads and checks block ID into a new buffer of LEN bytes (zero-filled
-** past what the block holds). */
+char *vol_buf_get(struct vol_fs *v, bool zero)
+{
+	char *buf = NULL;
+
+	pthread_mutex_lock(&v->pool_lock);
+	if (v->npool)
+		buf = v->pool[--v->npool];
+	pthread_mutex_unlock(&v->pool_lock);
+	if (!buf)
+		return zero ? calloc(1, v->block_size) : malloc(v->block_size);
+	if (zero)
+		memset(buf, 0, v->block_size);
+	return buf;
+}
+
+void vol_buf_put(struct vol_fs *v, char *buf)
+{
+	if (!buf)
+		return;
+	pthread_mutex_lock(&v->pool_lock);
+	if (v->npool < VOL_POOL_BUFS) {
+		v->pool[v->npool++] = buf;
+		buf = NULL;
+	}
+	pthread_mutex_unlock(&v->pool_lock);
+	free(buf);
+}
+
+/* Reads and checks block ID into a pool buffer (bytes past what the block
+** holds are undefined: readers stop at the chunk's valid length). */
 static int block_load(struct vol_fs *v, uint64_t id, uint32_t len, char **out)
 {
 	struct block_header h;
@@ -185,6 +215,9 @@ static int block_load(struct vol_fs *v, uint64_t id, uint32_t len, char **out)
 	fd = openat(v->blocks_fd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		goto out;
+	/* one read of the whole block rather than the kernel's small
+	 * readahead steps on a file it has not seen read yet */
+	posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
 	if (fstat(fd, &st) < 0 || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
 	    memcmp(h.magic, BLOCK_MAGIC, 8) != 0)
 		goto out;
@@ -194,13 +227,16 @@ static int block_load(struct vol_fs *v, uint64_t id, uint32_t len, char **out)
 	if (raw > v->block_size || slen > ZSTD_compressBound(v->block_size) ||
 	    (uint64_t)st.st_size != sizeof(h) + slen || (flags & ~FLAG_ZSTD))
 		goto out;
-	stored = malloc(slen ? slen : 1);
-	data = calloc(1, len > raw ? len : raw);
+	(void)len;
+	data = vol_buf_get(v, false);
+	/* uncompressed blocks are read in place, compressed ones beside */
+	stored = (flags & FLAG_ZSTD) ? malloc(slen ? slen : 1) : data;
 	if (!stored || !data) {
 		err = -ENOMEM;
 		goto out;
 	}
-	if (pread(fd, stored, slen, sizeof(h)) != (ssize_t)slen ||
+	if ((!(flags & FLAG_ZSTD) && slen != raw) ||
+	    pread(fd, stored, slen, sizeof(h)) != (ssize_t)slen ||
 	    XXH3_64bits(stored, slen) != le64toh(h.hash))
 		goto out;
 	if (flags & FLAG_ZSTD) {
@@ -208,20 +244,15 @@ static int block_load(struct vol_fs *v, uint64_t id, uint32_t len, char **out)
 
 		if (ZSTD_isError(n) || n != raw)
 			goto out;
-	} else {
-		if (slen != raw)
-			goto out;
-		memcpy(data, stored, slen);
 	}
-	if (len < raw)
-		memset(data + len, 0, raw - len);
 	err = 0;
 out:
 	if (fd >= 0)
 		close(fd);
-	free(stored);
+	if (stored != data)
+		free(stored);
 	if (err) {
-		free(data);
+		vol_buf_put(v, data);
 		if (err == -EIO)
 			atomic_fetch_add(&v->bad_blocks, 1);
 		return err;
@@ -231,17 +262,34 @@ out:
 	return 0;
 }
 
+void vol_block_prefetch(struct vol_fs *v, uint64_t id)
+{
+	char name[64];
+	int fd;
+
+	block_name(id, name, sizeof(name), false);
+	fd = openat(v->blocks_fd, name, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+		close(fd);
+	}
+}
+
 void vol_cache_init(struct vol_cache *c)
 {
 	memset(c, 0, sizeof(*c));
 	pthread_mutex_init(&c->lock, NULL);
 }
 
-void vol_cache_free(struct vol_cache *c)
+void vol_cache_free(struct vol_fs *v)
 {
+	struct vol_cache *c = &v->cache;
+
 	for (int i = 0; i < VOL_CACHE_BLOCKS; i++)
 		free(c->e[i].data);
 	pthread_mutex_destroy(&c->lock);
+	while (v->npool)
+		free(v->pool[--v->npool]);
 }
 
 /* cache lock held: copies from the entry for ID; false if absent. */
@@ -292,14 +340,15 @@ int vol_block_read(struct vol_fs *v, uint64_t id, uint32_t len, uint32_t off, ui
 			victim = &c->e[i];
 	}
 	if (victim) {
-		free(victim->data);
+		char *old = victim->data;
+
 		victim->block = id;
 		victim->len = len;
 		victim->data = data;
 		victim->used = ++c->clock;
-		data = NULL;
+		data = old;
 	}
 	pthread_mutex_unlock(&c->lock);
-	free(data);
+	vol_buf_put(v, data);
 	return 0;
 }

@@ -63,7 +63,7 @@ static int chunk_load(struct vol_fs *v, struct vol_inode *vi, uint64_t idx,
 
 	if (!ch)
 		return -ENOMEM;
-	ch->buf = calloc(1, v->block_size);
+	ch->buf = vol_buf_get(v, true);
 	if (!ch->buf) {
 		free(ch);
 		return -ENOMEM;
@@ -72,7 +72,7 @@ static int chunk_load(struct vol_fs *v, struct vol_inode *vi, uint64_t idx,
 	if (!err && block)
 		err = vol_block_read(v, block, len, 0, len, ch->buf);
 	if (err) {
-		free(ch->buf);
+		vol_buf_put(v, ch->buf);
 		free(ch);
 		return err;
 	}
@@ -88,7 +88,7 @@ static int chunk_load(struct vol_fs *v, struct vol_inode *vi, uint64_t idx,
 static void chunk_free(struct vol_fs *v, struct vol_chunk *ch)
 {
 	atomic_fetch_sub(&v->reserved, (long long)ch->reserved);
-	free(ch->buf);
+	vol_buf_put(v, ch->buf);
 	free(ch);
 }
 
@@ -181,6 +181,13 @@ ssize_t vol_data_read(struct vol_fs *v, struct vol_inode *vi, void *buf, size_t 
 		}
 		if ((err = chunk_row(v, vi->ino, idx, &block, &len)) < 0)
 			break;
+		if (coff == 0 && !err) {
+			uint64_t next;
+			uint32_t next_len;
+
+			if (chunk_row(v, vi->ino, idx + 1, &next, &next_len) == 0 && next)
+				vol_block_prefetch(v, next);
+		}
 		have = !block || coff >= len ? 0 : len - coff < n ? len - coff : n;
 		if (have && (err = vol_block_read(v, block, len, coff, (uint32_t)have, p + done)) < 0)
 			break;

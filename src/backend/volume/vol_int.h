@@ -70,7 +70,8 @@
 #define VOL_SYMLINK_MAX 4095
 #define VOL_MAX_FILE_SIZE (UINT64_C(1) << 50)
 #define VOL_DIRTY_MAX 8             /* dirty chunks per file before write-out */
-#define VOL_CACHE_BLOCKS 16         /* decoded blocks kept for reads */
+#define VOL_CACHE_BLOCKS 8          /* decoded blocks kept for reads */
+#define VOL_POOL_BUFS 8             /* spare block buffers kept for reuse */
 #define VOL_BLOCK_ID_BATCH 1024     /* block ids reserved per meta update */
 
 /* Prepared statements, cached on the connection (vol_db.c). */
@@ -195,6 +196,11 @@ struct vol_fs {
 	struct vol_file *files;    /* table_lock: every open handle, for destroy */
 
 	struct vol_cache cache;
+	/* block_size buffers kept for reuse: no mmap/munmap per block (and
+	 * no TLB shootdown across the FUSE threads) */
+	pthread_mutex_t pool_lock; /* leaf */
+	char *pool[VOL_POOL_BUFS];
+	int npool;
 	atomic_long nopen;
 	atomic_llong blocks_written, blocks_read, cache_hits, bad_blocks;
 };
@@ -291,8 +297,13 @@ void vol_block_unlink(struct vol_fs *v, uint64_t id);
 ** the block is missing or fails its checksum. */
 int vol_block_read(struct vol_fs *v, uint64_t id, uint32_t len, uint32_t off, uint32_t n,
 		   void *dst);
+/* A buffer of block_size bytes (zeroed if ZERO), and its return. */
+char *vol_buf_get(struct vol_fs *v, bool zero);
+void vol_buf_put(struct vol_fs *v, char *buf);
+/* Asks the kernel to read block ID ahead (sequential readers). */
+void vol_block_prefetch(struct vol_fs *v, uint64_t id);
 void vol_cache_init(struct vol_cache *c);
-void vol_cache_free(struct vol_cache *c);
+void vol_cache_free(struct vol_fs *v);
 
 /* vol_data.c: dirty chunks (data_lock held) */
 ssize_t vol_data_write(struct vol_fs *v, struct vol_inode *vi, const void *buf, size_t size,
