@@ -43,8 +43,10 @@ void vol_options_default(struct vol_options *o);
 ** was found (a directory this call created is removed again). */
 int vol_format(const char *dir, const struct vol_format_options *o, char *err, size_t errlen);
 
-/* Is DIR a volume this build can mount, not mounted elsewhere? Reads only.
-** 0, or a negative errno and a one-line reason in ERR. */
+/* Is DIR a volume this build can mount, not mounted elsewhere? Reads only
+** (the database as an immutable file: no -wal/-shm made, no lock taken);
+** the full integrity check comes with vol_fs_open. 0, or a negative
+** errno and a one-line reason in ERR. */
 int vol_check(const char *dir, char *err, size_t errlen);
 
 /* Opens the volume in DIR for one mount: locks it against other mounts,

@@ -301,10 +301,34 @@ static bool meta_text(sqlite3 *db, const char *key, char *out, size_t size)
 	return found;
 }
 
+/* "file:DIR/eddyfs.db?immutable=1" with DIR percent-encoded: a look that
+** creates no -wal or -shm file and takes no lock (the meta rows it reads
+** never change after format). */
+static void immutable_uri(const char *dir, char *out, size_t size)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+
+	n += (size_t)snprintf(out, size, "file:");
+	for (const char *p = dir; *p && n + 4 < size; p++) {
+		unsigned char ch = (unsigned char)*p;
+
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		    strchr("/-._~", ch)) {
+			out[n++] = (char)ch;
+		} else {
+			out[n++] = '%';
+			out[n++] = hex[ch >> 4];
+			out[n++] = hex[ch & 15];
+		}
+	}
+	snprintf(out + n, size - n, "/%s?immutable=1", VOL_DB_NAME);
+}
+
 int vol_db_open_checked(int dir_fd, const char *dir, bool readonly, sqlite3 **dbp,
 			struct vol_format_options *o, char *err, size_t errlen)
 {
-	char path[4096], comp[32], check[256];
+	char path[4096], uri[12400], comp[32], check[256];
 	struct stat st;
 	sqlite3 *db = NULL;
 	sqlite3_stmt *s;
@@ -319,8 +343,11 @@ int vol_db_open_checked(int dir_fd, const char *dir, bool readonly, sqlite3 **db
 		return -EINVAL;
 	}
 	snprintf(path, sizeof(path), "%s/%s", dir, VOL_DB_NAME);
-	rc = sqlite3_open_v2(path, &db, (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
-				 SQLITE_OPEN_NOMUTEX, NULL);
+	immutable_uri(dir, uri, sizeof(uri));
+	rc = readonly ? sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI |
+					SQLITE_OPEN_NOMUTEX, NULL)
+		      : sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+					NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : "cannot open");
 		sqlite3_close(db);
@@ -340,8 +367,10 @@ int vol_db_open_checked(int dir_fd, const char *dir, bool readonly, sqlite3 **db
 		sqlite3_close(db);
 		return -EPROTONOSUPPORT;
 	}
-	rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &s, NULL);
-	check[0] = 0;
+	/* the whole check needs the log too: only the read-write open */
+	rc = readonly ? SQLITE_ERROR : sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &s,
+							  NULL);
+	snprintf(check, sizeof(check), "%s", readonly ? "ok" : "");
 	if (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
 		snprintf(check, sizeof(check), "%s", (const char *)sqlite3_column_text(s, 0));
 	if (rc == SQLITE_OK)
