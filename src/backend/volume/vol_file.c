@@ -449,7 +449,7 @@ off_t vol_lseek(struct eddy_fs *fs, struct eddy_file *f, off_t off, int whence)
 	struct vol_file *vf = vol_file(f);
 	struct vol_inode *vi = vf->vi;
 	struct vol_attr a;
-	uint64_t idx, pos;
+	uint64_t idx = UINT64_MAX, pos;
 	off_t r;
 
 	if (whence != SEEK_DATA && whence != SEEK_HOLE)
