@@ -76,6 +76,30 @@ mode_t eddy_mode_after_chown(const struct eddy_ctx *c, mode_t type, mode_t mode,
 	return mode;
 }
 
+int eddy_mknod_type(mode_t mode)
+{
+	mode_t type = mode & S_IFMT;
+
+	if (type == 0)
+		return S_IFREG;
+	if (type != S_IFREG && type != S_IFCHR && type != S_IFBLK && type != S_IFIFO &&
+	    type != S_IFSOCK)
+		return type == S_IFDIR ? -EPERM : -EINVAL;
+	return (int)type;
+}
+
+void eddy_statvfs_fill(struct statvfs *out, unsigned long bsize, uint64_t blocks,
+		       uint64_t bfree, uint64_t files, uint64_t used)
+{
+	memset(out, 0, sizeof(*out));
+	out->f_bsize = out->f_frsize = bsize;
+	out->f_blocks = blocks;
+	out->f_bfree = out->f_bavail = bfree;
+	out->f_files = files;
+	out->f_ffree = out->f_favail = files > used ? files - used : 0;
+	out->f_namemax = EDDY_NAME_MAX;
+}
+
 mode_t eddy_mode_kill_suidgid(mode_t type, mode_t mode)
 {
 	if (type == S_IFDIR)

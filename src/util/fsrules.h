@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 #include "../fs.h"
@@ -32,6 +33,16 @@ mode_t eddy_mode_after_write(const struct eddy_ctx *c, mode_t type, mode_t mode,
 ** non-directories lose setuid, and setgid when group-executable or a
 ** caller other than root is not in the group. */
 mode_t eddy_mode_after_chown(const struct eddy_ctx *c, mode_t type, mode_t mode, gid_t gid);
+/* The type mknod makes for MODE (0 means a regular file): S_IFREG,
+** S_IFCHR, S_IFBLK, S_IFIFO or S_IFSOCK; -EPERM for a directory, -EINVAL
+** for anything else. */
+int eddy_mknod_type(mode_t mode);
+
+/* Fills OUT: BLOCKS blocks of BSIZE bytes of which BFREE are free, FILES
+** inodes of which USED are in use, names up to EDDY_NAME_MAX. */
+void eddy_statvfs_fill(struct statvfs *out, unsigned long bsize, uint64_t blocks,
+		       uint64_t bfree, uint64_t files, uint64_t used);
+
 /* EDDY_SET_KILL_SUIDGID of setattr. */
 mode_t eddy_mode_kill_suidgid(mode_t type, mode_t mode);
 

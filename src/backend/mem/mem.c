@@ -212,7 +212,7 @@ static int mem_statfs(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino
 		      struct statvfs *out)
 {
 	struct mem_fs *m = mem_fs(fs);
-	uint64_t blocks = m->capacity / MEM_PAGE_SIZE, used, files, n;
+	uint64_t blocks = m->capacity / MEM_PAGE_SIZE, used, files, n, bfree;
 
 	(void)c;
 	(void)ino;
@@ -220,16 +220,10 @@ static int mem_statfs(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino
 	pthread_rwlock_rdlock(&m->ns_lock);
 	n = m->ninodes;
 	pthread_rwlock_unlock(&m->ns_lock);
-	memset(out, 0, sizeof(*out));
-	out->f_bsize = MEM_PAGE_SIZE;
-	out->f_frsize = MEM_PAGE_SIZE;
-	out->f_blocks = blocks;
-	out->f_bfree = out->f_bavail = blocks > used ? blocks - used : 0;
+	bfree = blocks > used ? blocks - used : 0;
 	/* without a limit: as many more inodes as free blocks */
-	files = m->opt.max_inodes ? m->opt.max_inodes : n + out->f_bfree;
-	out->f_files = files;
-	out->f_ffree = out->f_favail = files > n ? files - n : 0;
-	out->f_namemax = MEM_NAME_MAX;
+	files = m->opt.max_inodes ? m->opt.max_inodes : n + bfree;
+	eddy_statvfs_fill(out, MEM_PAGE_SIZE, blocks, bfree, files, n);
 	return 0;
 }
 

@@ -268,8 +268,6 @@ static int vol_statfs(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino
 	pthread_mutex_unlock(&v->db_lock);
 	if (fstatvfs(v->dir_fd, &host) < 0)
 		return -errno;
-	memset(out, 0, sizeof(*out));
-	out->f_bsize = out->f_frsize = 4096;
 	if (v->capacity) {
 		blocks = v->capacity / 4096;
 		bfree = blocks > used ? blocks - used : 0;
@@ -277,12 +275,8 @@ static int vol_statfs(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino
 		blocks = host.f_blocks * host.f_frsize / 4096;
 		bfree = host.f_bavail * host.f_frsize / 4096;
 	}
-	out->f_blocks = blocks;
-	out->f_bfree = out->f_bavail = bfree;
 	files = v->max_inodes ? v->max_inodes : n + host.f_favail;
-	out->f_files = files;
-	out->f_ffree = out->f_favail = files > n ? files - n : 0;
-	out->f_namemax = EDDY_NAME_MAX;
+	eddy_statvfs_fill(out, 4096, blocks, bfree, files, n);
 	return 0;
 }
 

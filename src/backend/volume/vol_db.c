@@ -171,6 +171,24 @@ int vol_tx_end(struct vol_fs *v, int err)
 	return 0;
 }
 
+int vol_tx_open(struct vol_fs *v)
+{
+	int err;
+
+	pthread_mutex_lock(&v->db_lock);
+	err = vol_tx_begin(v);
+	if (err)
+		pthread_mutex_unlock(&v->db_lock);
+	return err;
+}
+
+int vol_tx_close(struct vol_fs *v, int err)
+{
+	err = vol_tx_end(v, err);
+	pthread_mutex_unlock(&v->db_lock);
+	return err;
+}
+
 int vol_db_sync(struct vol_fs *v)
 {
 	int r;

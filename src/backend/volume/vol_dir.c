@@ -44,23 +44,6 @@ int vol_opendir(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, stru
 	return 0;
 }
 
-/* "." or "..": no reference, only the inode number and type. */
-static int emit_dot(const char *name, uint64_t ino, uint64_t next, bool plus, eddy_fill_fn fill,
-		    void *buf)
-{
-	struct eddy_entry e;
-	struct stat st;
-
-	memset(&st, 0, sizeof(st));
-	st.st_ino = ino;
-	st.st_mode = S_IFDIR;
-	if (!plus)
-		return fill(buf, name, &st, NULL, next);
-	memset(&e, 0, sizeof(e));
-	e.attr = st;
-	return fill(buf, name, &st, &e, next);
-}
-
 /* One row of Q_DENTRY_LIST(_PLUS); returns fill's answer or -errno. */
 static int emit_row(struct vol_fs *v, sqlite3_stmt *s, bool plus, eddy_fill_fn fill, void *buf,
 		    uint64_t *cookie)
@@ -106,9 +89,9 @@ int vol_readdir(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file *
 		err = -ENOENT;
 	if (err)
 		goto out;
-	if (cookie < 1 && emit_dot(".", d.ino, 1, plus, fill, buf))
+	if (cookie < 1 && eddy_fill_dot(fill, buf, ".", d.ino, 1, plus))
 		goto out;
-	if (cookie < 2 && emit_dot("..", d.parent, 2, plus, fill, buf))
+	if (cookie < 2 && eddy_fill_dot(fill, buf, "..", d.parent, 2, plus))
 		goto out;
 	if (cookie < 2)
 		cookie = 2;

@@ -241,6 +241,10 @@ int vol_tx_begin(struct vol_fs *v);
 /* Commits when ERR is 0 (then unlinks the dead blocks), else rolls back;
 ** returns ERR or the commit's error. */
 int vol_tx_end(struct vol_fs *v, int err);
+/* vol_tx_begin with db_lock taken first (released again on failure), and
+** vol_tx_end followed by the release of db_lock. */
+int vol_tx_open(struct vol_fs *v);
+int vol_tx_close(struct vol_fs *v, int err);
 /* Makes every commit so far durable (one synchronous=FULL transaction). */
 int vol_db_sync(struct vol_fs *v);
 void vol_tx_dead_block(struct vol_fs *v, uint64_t block);

@@ -219,14 +219,12 @@ static int make_entry(struct vol_fs *v, const struct eddy_ctx *c, uint64_t paren
 int vol_mknod(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, const char *name,
 	      mode_t mode, dev_t rdev, struct eddy_entry *out)
 {
-	mode_t type = mode & S_IFMT;
+	int type = eddy_mknod_type(mode);
 
-	if (type == 0)
-		type = S_IFREG;
-	if (type != S_IFREG && type != S_IFCHR && type != S_IFBLK && type != S_IFIFO &&
-	    type != S_IFSOCK)
-		return type == S_IFDIR ? -EPERM : -EINVAL;
-	return make_entry(vol_fs(fs), c, parent, name, type | (mode & 07777), rdev, NULL, out);
+	if (type < 0)
+		return type;
+	return make_entry(vol_fs(fs), c, parent, name, (mode_t)type | (mode & 07777), rdev, NULL,
+			  out);
 }
 
 int vol_mkdir(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, const char *name,
@@ -336,11 +334,8 @@ static int remove_entry(struct vol_fs *v, uint64_t parent, const char *name, boo
 
 	if (err)
 		return err;
-	pthread_mutex_lock(&v->db_lock);
-	err = vol_tx_begin(v);
-	if (!err)
-		err = vol_tx_end(v, remove_tx(v, parent, name, dir));
-	pthread_mutex_unlock(&v->db_lock);
+	if (!(err = vol_tx_open(v)))
+		err = vol_tx_close(v, remove_tx(v, parent, name, dir));
 	return err;
 }
 

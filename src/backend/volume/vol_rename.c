@@ -203,10 +203,7 @@ int vol_rename(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, co
 		return -EINVAL;
 	if ((err = eddy_check_name(name)) || (err = eddy_check_name(newname)))
 		return err;
-	pthread_mutex_lock(&v->db_lock);
-	err = vol_tx_begin(v);
-	if (!err)
-		err = vol_tx_end(v, rename_tx(v, parent, name, newparent, newname, flags));
-	pthread_mutex_unlock(&v->db_lock);
+	if (!(err = vol_tx_open(v)))
+		err = vol_tx_close(v, rename_tx(v, parent, name, newparent, newname, flags));
 	return err;
 }

@@ -99,11 +99,8 @@ int vol_setxattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, con
 		return -EINVAL;
 	if (size > EDDY_XATTR_SIZE_MAX)
 		return -E2BIG;
-	pthread_mutex_lock(&v->db_lock);
-	err = vol_tx_begin(v);
-	if (!err)
-		err = vol_tx_end(v, setxattr_tx(v, c, ino, name, value, size, flags));
-	pthread_mutex_unlock(&v->db_lock);
+	if (!(err = vol_tx_open(v)))
+		err = vol_tx_close(v, setxattr_tx(v, c, ino, name, value, size, flags));
 	return err;
 }
 
@@ -202,10 +199,7 @@ int vol_removexattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, 
 	struct vol_fs *v = vol_fs(fs);
 	int err;
 
-	pthread_mutex_lock(&v->db_lock);
-	err = vol_tx_begin(v);
-	if (!err)
-		err = vol_tx_end(v, removexattr_tx(v, c, ino, name));
-	pthread_mutex_unlock(&v->db_lock);
+	if (!(err = vol_tx_open(v)))
+		err = vol_tx_close(v, removexattr_tx(v, c, ino, name));
 	return err;
 }
