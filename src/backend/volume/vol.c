@@ -201,9 +201,9 @@ static void vol_destroy(struct eddy_fs *fs)
 
 		v->files = f->next;
 		if (!f->is_dir && f->vi->dirty) {
-			pthread_mutex_lock(&f->vi->data_lock);
+			pthread_rwlock_wrlock(&f->vi->data_lock);
 			vol_data_flush(v, f->vi, true);
-			pthread_mutex_unlock(&f->vi->data_lock);
+			pthread_rwlock_unlock(&f->vi->data_lock);
 		}
 		free(f);
 	}

@@ -117,7 +117,7 @@ int vol_setattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, stru
 	vi = vol_inode_pin(v, ino);
 	if (!vi)
 		return -ENOMEM;
-	pthread_mutex_lock(&vi->data_lock);
+	pthread_rwlock_wrlock(&vi->data_lock);
 	err = vol_data_flush(v, vi, false);
 	if (!err) {
 		pthread_mutex_lock(&v->db_lock);
@@ -130,7 +130,7 @@ int vol_setattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, stru
 		if (!err && (mask & EDDY_SET_SIZE))
 			vi->unsynced = true;
 	}
-	pthread_mutex_unlock(&vi->data_lock);
+	pthread_rwlock_unlock(&vi->data_lock);
 	vol_inode_unpin(v, vi);
 	return err;
 }

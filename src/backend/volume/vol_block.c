@@ -13,7 +13,8 @@
 **      stored bytes, and zstd-decodes compressed blocks; a missing,
 **      short or corrupt block is -EIO (and counted in bad_blocks).
 **   3. The cache holds VOL_CACHE_BLOCKS decoded blocks by id (LRU). Blocks
-**      are immutable, so a cached block is never stale. A reader that
+**      are immutable, so a cached block is never stale. A block is read
+**      once: readers that want it while another thread loads it wait. A reader that
 **      enters a chunk at its start has the next block read ahead
 **      (vol_block_prefetch: the kernel reads it while this one is served).
 */
@@ -279,6 +280,7 @@ void vol_cache_init(struct vol_cache *c)
 {
 	memset(c, 0, sizeof(*c));
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->loaded, NULL);
 }
 
 void vol_cache_free(struct vol_fs *v)
@@ -287,68 +289,89 @@ void vol_cache_free(struct vol_fs *v)
 
 	for (int i = 0; i < VOL_CACHE_BLOCKS; i++)
 		free(c->e[i].data);
+	pthread_cond_destroy(&c->loaded);
 	pthread_mutex_destroy(&c->lock);
 	while (v->npool)
 		free(v->pool[--v->npool]);
 }
 
-/* cache lock held: copies from the entry for ID; false if absent. */
-static bool cache_copy(struct vol_cache *c, uint64_t id, uint32_t len, uint32_t off, uint32_t n,
-		       void *dst)
+/* cache lock held: the entry for ID, or NULL. */
+static struct vol_cache_entry *cache_find(struct vol_cache *c, uint64_t id)
 {
-	for (int i = 0; i < VOL_CACHE_BLOCKS; i++) {
-		struct vol_cache_entry *e = &c->e[i];
-
-		if (e->block != id || e->len != len)
-			continue;
-		memcpy(dst, e->data + off, n);
-		e->used = ++c->clock;
-		return true;
-	}
-	return false;
+	for (int i = 0; i < VOL_CACHE_BLOCKS; i++)
+		if (c->e[i].block == id)
+			return &c->e[i];
+	return NULL;
 }
 
-/* OFF + N <= LEN: the caller zero-fills past the valid length. */
+/* cache lock held: the least recently used entry nobody loads or reads. */
+static struct vol_cache_entry *cache_victim(struct vol_cache *c)
+{
+	struct vol_cache_entry *victim = NULL;
+
+	for (int i = 0; i < VOL_CACHE_BLOCKS; i++)
+		if (!c->e[i].loading && !c->e[i].pins &&
+		    (!victim || c->e[i].used < victim->used))
+			victim = &c->e[i];
+	return victim;
+}
+
+/* OFF + N <= LEN: the caller zero-fills past the valid length. A block is
+** loaded once: readers that want it while another loads it wait. */
 int vol_block_read(struct vol_fs *v, uint64_t id, uint32_t len, uint32_t off, uint32_t n,
 		   void *dst)
 {
 	struct vol_cache *c = &v->cache;
-	struct vol_cache_entry *victim;
-	char *data;
-	bool hit;
+	struct vol_cache_entry *e;
+	char *data, *old = NULL;
 	int err;
 
 	pthread_mutex_lock(&c->lock);
-	hit = cache_copy(c, id, len, off, n, dst);
-	pthread_mutex_unlock(&c->lock);
-	if (hit) {
+	while ((e = cache_find(c, id)) && e->loading)
+		pthread_cond_wait(&c->loaded, &c->lock);
+	if (e && e->len == len) {
+		/* copy outside the lock; the pin keeps the entry */
+		e->used = ++c->clock;
+		e->pins++;
+		pthread_mutex_unlock(&c->lock);
+		memcpy(dst, e->data + off, n);
+		pthread_mutex_lock(&c->lock);
+		e->pins--;
+		pthread_mutex_unlock(&c->lock);
 		atomic_fetch_add(&v->cache_hits, 1);
 		return 0;
 	}
-	err = block_load(v, id, len, &data);
-	if (err)
-		return err;
-	memcpy(dst, data + off, n);
-	pthread_mutex_lock(&c->lock);
-	victim = &c->e[0];
-	for (int i = 0; i < VOL_CACHE_BLOCKS; i++) {
-		if (c->e[i].block == id) {
-			victim = &c->e[i]; /* same block, other valid length */
-			break;
-		}
-		if (c->e[i].used < victim->used)
-			victim = &c->e[i];
-	}
-	if (victim) {
-		char *old = victim->data;
-
-		victim->block = id;
-		victim->len = len;
-		victim->data = data;
-		victim->used = ++c->clock;
-		data = old;
+	if (e && e->pins)
+		e = NULL;               /* in use with another length: not here */
+	if (!e)
+		e = cache_victim(c);
+	if (e) {
+		old = e->data;
+		e->data = NULL;
+		e->block = id;
+		e->loading = true;
 	}
 	pthread_mutex_unlock(&c->lock);
-	vol_buf_put(v, data);
-	return 0;
+	vol_buf_put(v, old);
+	err = block_load(v, id, len, &data);
+	if (!err)
+		memcpy(dst, data + off, n);
+	if (!e) {                       /* every entry is being loaded */
+		if (!err)
+			vol_buf_put(v, data);
+		return err;
+	}
+	pthread_mutex_lock(&c->lock);
+	e->loading = false;
+	if (err) {
+		e->block = 0;
+	} else {
+		e->data = data;
+		e->len = len;
+		e->used = ++c->clock;
+	}
+	pthread_cond_broadcast(&c->loaded);
+	pthread_mutex_unlock(&c->lock);
+	return err;
 }
+

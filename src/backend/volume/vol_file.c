@@ -41,7 +41,7 @@ static int truncate_on_open(struct vol_fs *v, const struct eddy_ctx *c, struct v
 	struct vol_attr a;
 	int err;
 
-	pthread_mutex_lock(&vi->data_lock);
+	pthread_rwlock_wrlock(&vi->data_lock);
 	err = vol_data_flush(v, vi, false);
 	if (!err) {
 		pthread_mutex_lock(&v->db_lock);
@@ -59,7 +59,7 @@ static int truncate_on_open(struct vol_fs *v, const struct eddy_ctx *c, struct v
 		pthread_mutex_unlock(&v->db_lock);
 		vi->unsynced = true;
 	}
-	pthread_mutex_unlock(&vi->data_lock);
+	pthread_rwlock_unlock(&vi->data_lock);
 	return err;
 }
 
@@ -181,7 +181,7 @@ ssize_t vol_read(struct eddy_fs *fs, struct eddy_file *f, void *buf, size_t size
 		return -EISDIR;
 	if (off < 0)
 		return -EINVAL;
-	pthread_mutex_lock(&vi->data_lock);
+	pthread_rwlock_rdlock(&vi->data_lock);
 	n = file_size(v, vi, &a);
 	if (!n && !S_ISREG(a.mode))
 		n = -EINVAL;
@@ -190,7 +190,7 @@ ssize_t vol_read(struct eddy_fs *fs, struct eddy_file *f, void *buf, size_t size
 			size = (size_t)(a.size - (uint64_t)off);
 		n = vol_data_read(v, vi, buf, size, (uint64_t)off);
 	}
-	pthread_mutex_unlock(&vi->data_lock);
+	pthread_rwlock_unlock(&vi->data_lock);
 	return n;
 }
 
@@ -229,7 +229,7 @@ ssize_t vol_write(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file
 		return -EINVAL;
 	if (size == 0)
 		return 0;
-	pthread_mutex_lock(&vi->data_lock);
+	pthread_rwlock_wrlock(&vi->data_lock);
 	n = file_size(v, vi, &a);
 	if (!n && !S_ISREG(a.mode))
 		n = -EINVAL;
@@ -238,7 +238,7 @@ ssize_t vol_write(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file
 	if (!n)
 		n = vol_data_write(v, vi, buf, size, (vf->flags & O_APPEND) ? a.size : (uint64_t)off,
 				   a.size);
-	pthread_mutex_unlock(&vi->data_lock);
+	pthread_rwlock_unlock(&vi->data_lock);
 	return n;
 }
 
@@ -248,9 +248,9 @@ int vol_flush(struct eddy_fs *fs, struct eddy_file *f)
 	struct vol_inode *vi = vol_file(f)->vi;
 	int err;
 
-	pthread_mutex_lock(&vi->data_lock);
+	pthread_rwlock_wrlock(&vi->data_lock);
 	err = vol_data_flush(v, vi, true);
-	pthread_mutex_unlock(&vi->data_lock);
+	pthread_rwlock_unlock(&vi->data_lock);
 	return err;
 }
 
@@ -261,7 +261,7 @@ int vol_fsync(struct eddy_fs *fs, struct eddy_file *f, bool datasync)
 	int err;
 
 	(void)datasync;
-	pthread_mutex_lock(&vi->data_lock);
+	pthread_rwlock_wrlock(&vi->data_lock);
 	err = vol_data_flush(v, vi, true);
 	if (!err) {
 		/* namespace changes too: fsync after create must keep the name */
@@ -269,7 +269,7 @@ int vol_fsync(struct eddy_fs *fs, struct eddy_file *f, bool datasync)
 		err = vol_db_sync(v);
 		pthread_mutex_unlock(&v->db_lock);
 	}
-	pthread_mutex_unlock(&vi->data_lock);
+	pthread_rwlock_unlock(&vi->data_lock);
 	return err;
 }
 
@@ -280,9 +280,9 @@ void vol_release(struct eddy_fs *fs, struct eddy_file *f)
 	struct vol_inode *vi = vf->vi;
 
 	if (!vf->is_dir) {
-		pthread_mutex_lock(&vi->data_lock);
+		pthread_rwlock_wrlock(&vi->data_lock);
 		vol_data_flush(v, vi, true);
-		pthread_mutex_unlock(&vi->data_lock);
+		pthread_rwlock_unlock(&vi->data_lock);
 	}
 	vol_handle_free(v, vf);
 }
@@ -374,7 +374,7 @@ int vol_fallocate(struct eddy_fs *fs, struct eddy_file *f, int mode, off_t off, 
 	    (uint64_t)len > VOL_MAX_FILE_SIZE - (uint64_t)off)
 		return -EFBIG;
 	end = (uint64_t)off + (uint64_t)len;
-	pthread_mutex_lock(&vi->data_lock);
+	pthread_rwlock_wrlock(&vi->data_lock);
 	err = vol_data_flush(v, vi, false);
 	if (!err) {
 		pthread_mutex_lock(&v->db_lock);
@@ -398,7 +398,7 @@ int vol_fallocate(struct eddy_fs *fs, struct eddy_file *f, int mode, off_t off, 
 		if (!err && op != 0 && zero_end > (uint64_t)off)
 			err = zero_edges(v, vi, (uint64_t)off, zero_end, a.size);
 	}
-	pthread_mutex_unlock(&vi->data_lock);
+	pthread_rwlock_unlock(&vi->data_lock);
 	return err;
 }
 
@@ -456,7 +456,7 @@ off_t vol_lseek(struct eddy_fs *fs, struct eddy_file *f, off_t off, int whence)
 		return -EINVAL;
 	if (vf->is_dir || off < 0)
 		return -ENXIO;
-	pthread_mutex_lock(&vi->data_lock);
+	pthread_rwlock_wrlock(&vi->data_lock);
 	r = vol_data_flush(v, vi, false);
 	if (!r) {
 		pthread_mutex_lock(&v->db_lock);
@@ -468,7 +468,7 @@ off_t vol_lseek(struct eddy_fs *fs, struct eddy_file *f, off_t off, int whence)
 				       whence == SEEK_DATA, &idx);
 		pthread_mutex_unlock(&v->db_lock);
 	}
-	pthread_mutex_unlock(&vi->data_lock);
+	pthread_rwlock_unlock(&vi->data_lock);
 	if (r)
 		return r;
 	pos = idx == UINT64_MAX ? UINT64_MAX : idx * v->block_size;

@@ -31,7 +31,7 @@ int vol_table_init(struct vol_fs *v)
 
 static void inode_free(struct vol_inode *vi)
 {
-	pthread_mutex_destroy(&vi->data_lock);
+	pthread_rwlock_destroy(&vi->data_lock);
 	free(vi);
 }
 
@@ -93,7 +93,7 @@ static struct vol_inode *find_or_add(struct vol_fs *v, uint64_t ino)
 	if (!vi)
 		return NULL;
 	vi->ino = ino;
-	pthread_mutex_init(&vi->data_lock, NULL);
+	pthread_rwlock_init(&vi->data_lock, NULL);
 	if (v->count >= v->nbuckets)
 		grow(v);
 	b = hash_ino(ino) & (v->nbuckets - 1);

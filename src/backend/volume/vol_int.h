@@ -3,9 +3,10 @@
 ** Nothing outside src/backend/volume/ includes this header.
 **
 ** LOCKS (taken in this order, never the other way round)
-**   1. vol_inode.data_lock (mutex): the dirty chunks of one file and the
-**      order of its data operations (read, write, flush, truncate). At
-**      most one is held at a time.
+**   1. vol_inode.data_lock (rwlock): the dirty chunks of one file and the
+**      order of its data operations: shared for reads (which may then load
+**      blocks in parallel), exclusive for write, flush, truncate, setattr,
+**      fallocate, lseek and release. At most one is held at a time.
 **   2. vol_fs.db_lock (mutex): the one SQLite connection, its statement
 **      cache, every transaction, and the counters a transaction changes
 **      (used_bytes, ninodes, next_block). Every SQL statement runs under
@@ -142,7 +143,7 @@ struct vol_inode {
 	uint64_t nlookup;          /* table_lock */
 	uint32_t nopen;            /* table_lock */
 	uint32_t pins;             /* table_lock: operations in progress */
-	pthread_mutex_t data_lock;
+	pthread_rwlock_t data_lock;
 	struct vol_chunk *dirty;   /* data_lock */
 	unsigned ndirty;           /* data_lock */
 	bool unsynced;             /* data_lock: committed since the last sync */
@@ -156,6 +157,8 @@ struct vol_inode {
 /* The decoded-block cache: immutable blocks, so entries never go stale. */
 struct vol_cache_entry {
 	uint64_t block;            /* 0: free */
+	bool loading;              /* a thread reads the block in */
+	unsigned pins;             /* readers copying from data */
 	uint32_t len;
 	uint64_t used;             /* LRU clock */
 	char *data;
@@ -163,6 +166,7 @@ struct vol_cache_entry {
 
 struct vol_cache {
 	pthread_mutex_t lock;
+	pthread_cond_t loaded;     /* an entry stopped loading */
 	struct vol_cache_entry e[VOL_CACHE_BLOCKS];
 	uint64_t clock;
 };
