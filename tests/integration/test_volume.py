@@ -401,3 +401,34 @@ def test_programs_see_the_same_after_remount(make_mount, make_volume, workdir, n
     assert r.stdout == ""
     r = run(["sqlite3", m2.mnt / "app.db", "SELECT x FROM t;"])
     assert r.stdout.strip() == "42"
+
+
+def test_full_disk_is_enospc_and_the_volume_stays_intact(make_mount, run_eddy, workdir):
+    """A volume on a 6 MiB tmpfs: a file that does not fit fails with
+    ENOSPC at write or close, what was written before is intact, and the
+    volume mounts again and passes its integrity check."""
+    disk = mkd(workdir / "disk")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m,mode=0755", "eddyfs-full",
+                    str(disk)], check=True, timeout=CMD_TIMEOUT)
+    try:
+        vol = disk / "vol"
+        assert run_eddy("format", "--block-size", "64K", vol).returncode == 0
+        m = make_mount(backing=f"{SQLITE}{vol}")
+        keep = os.urandom(1 << 20)
+        (m.mnt / "keep").write_bytes(keep)
+        with pytest.raises(OSError) as ei:
+            with open(m.mnt / "big", "wb") as f:
+                for _ in range(16):
+                    f.write(os.urandom(1 << 20))
+        assert ei.value.errno == errno.ENOSPC
+        assert (m.mnt / "keep").read_bytes() == keep
+        os.unlink(m.mnt / "big")
+        (m.mnt / "after").write_bytes(b"room again")
+        m.umount()
+        m2 = make_mount(backing=f"{SQLITE}{vol}")
+        assert (m2.mnt / "keep").read_bytes() == keep
+        assert (m2.mnt / "after").read_bytes() == b"room again"
+        assert _q(vol, "PRAGMA integrity_check") == [("ok",)]
+        m2.umount()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], timeout=CMD_TIMEOUT)

@@ -7,7 +7,9 @@
 ** by which it outgrows its committed length; a write past the capacity is
 ** -ENOSPC at once. A chunk that holds only zeros is written out as a hole
 ** (no block). A write-out that fails (a full disk: -ENOSPC) keeps the
-** chunks dirty, references nothing, and leaves the volume as it was.
+** chunks dirty, references nothing, and leaves the volume as it was; the
+** error comes back from the next write that finds VOL_DIRTY_MAX chunks
+** waiting, or from flush/fsync (close).
 */
 #include <errno.h>
 #include <stdlib.h>
@@ -122,6 +124,10 @@ ssize_t vol_data_write(struct vol_fs *v, struct vol_inode *vi, const void *buf, 
 
 	if (off >= VOL_MAX_FILE_SIZE)
 		return -EFBIG;
+	/* at most VOL_DIRTY_MAX chunks wait: when they cannot be written out
+	 * (a full disk) the write fails instead of piling up memory */
+	if (vi->ndirty >= VOL_DIRTY_MAX && (err = vol_data_flush(v, vi, false)) < 0)
+		return err;
 	if (size > VOL_MAX_FILE_SIZE - off)
 		size = (size_t)(VOL_MAX_FILE_SIZE - off);
 	while (done < size) {
