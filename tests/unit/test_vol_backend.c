@@ -61,10 +61,20 @@ TEST(vol_format_refusals)
 	snprintf(path, sizeof(path), "%s-new", v.dir);
 	CHECK_EQ(vol_format(path, &fo, err, sizeof(err)), -EINVAL);
 	CHECK(access(path, F_OK) != 0);                               /* nothing made */
-	/* not a volume */
+	/* not a volume, and left as it was */
 	snprintf(path, sizeof(path), "%s/blocks/00", v.dir);
 	CHECK(vol_check(path, err, sizeof(err)) < 0);
 	CHECK(strstr(err, "not an eddyfs volume"));
+	{
+		struct vol_options o;
+		struct eddy_fs *fs2;
+		char lock[200];
+
+		vol_options_default(&o);
+		CHECK_EQ(vol_fs_open(path, &o, &fs2, err, sizeof(err)), -EINVAL);
+		snprintf(lock, sizeof(lock), "%s/eddyfs.lock", path);
+		CHECK(access(lock, F_OK) != 0);
+	}
 	CHECK(vol_check(v.dir, err, sizeof(err)) == 0);
 	/* one mount at a time */
 	CHECK(vfx_reopen(&v) == 0);

@@ -153,6 +153,12 @@ int vol_fs_open(const char *dir, const struct vol_options *o, struct eddy_fs **o
 		snprintf(err, errlen, "volume %s: %s", dir, strerror(errno));
 		goto fail;
 	}
+	/* no lock file is made in a directory that is not a volume (the
+	 * checks below refuse it, and must leave it as it was) */
+	if (faccessat(v->dir_fd, VOL_DB_NAME, F_OK, 0) < 0) {
+		r = vol_db_open_checked(v->dir_fd, dir, false, &v->db, &fo, err, errlen);
+		goto fail;
+	}
 	v->lock_fd = openat(v->dir_fd, VOL_LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (v->lock_fd < 0 || flock(v->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
