@@ -266,6 +266,12 @@ struct eddy_file {
 	uint64_t ino;
 };
 
+/* Hands "." or ".." (NAME) of inode INO to FILL with cookie NEXT: the
+** inode number and directory type only, and no reference (readdirplus
+** gets an entry with ino 0 in it). Returns what FILL returns. */
+int eddy_fill_dot(eddy_fill_fn fill, void *buf, const char *name, uint64_t ino, uint64_t next,
+		  bool plus);
+
 /* A context for calls made by the daemon itself (tests, the CLI client). */
 void eddy_ctx_self(struct eddy_ctx *c);
 

@@ -196,6 +196,10 @@ void fe_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len
 	struct eddy_frontend *fe = fe_of(req);
 
 	(void)ino;
+	if (!fe->fs->ops->fallocate) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
 	reply_status(req, fe->fs->ops->fallocate(fe->fs, fe_file(fi), mode, off, len));
 }
 
@@ -208,6 +212,10 @@ void fe_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 
 	(void)ino_in;
 	(void)ino_out;
+	if (!fe->fs->ops->copy_file_range) {
+		fuse_reply_err(req, ENOSYS);    /* the kernel copies by read/write */
+		return;
+	}
 	n = fe->fs->ops->copy_file_range(fe->fs, fe_file(fi_in), off_in, fe_file(fi_out), off_out,
 					 len, flags);
 	if (n < 0)
@@ -259,6 +267,10 @@ void fe_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse
 	off_t r;
 
 	(void)ino;
+	if (!fe->fs->ops->lseek) {
+		fuse_reply_err(req, ENOSYS);    /* the kernel's generic lseek */
+		return;
+	}
 	r = fe->fs->ops->lseek(fe->fs, fe_file(fi), off, whence);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
