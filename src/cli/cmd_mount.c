@@ -513,6 +513,15 @@ static int vol_cache_policy(const struct mount_args *a, struct vol_options *o)
 	return own_cache_policy(a, &c);
 }
 
+/* Does a volume mount follow the other mounts' news (coherence=events)? */
+static bool vol_follows(const struct mount_args *a)
+{
+	enum coherence mode;
+	double t;
+
+	return parse_coherence(a, &mode, &t) == 0 && mode == COH_EVENTS;
+}
+
 static int check_dir(const char *what, const char *path, char *real)
 {
 	struct stat st;
@@ -683,6 +692,9 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 
 		vol_options_default(&vopt);
 		vol_cache_policy(a, &vopt);
+		vopt.mountpoint = a->mountpoint;
+		/* other mounts' changes come as news (events: long timeouts) */
+		fo.notify = vol_follows(a);
 		r = vol_fs_open(a->backing, &vopt, &fs, err, sizeof(err));
 	} else {
 		dir_options_default(&dopt);

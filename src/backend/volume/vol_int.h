@@ -74,6 +74,11 @@
 #define VOL_CACHE_BLOCKS 8          /* decoded blocks kept for reads */
 #define VOL_POOL_BUFS 8             /* spare block buffers kept for reuse */
 #define VOL_BLOCK_ID_BATCH 1024     /* block ids reserved per meta update */
+/* sessions (vol_session.c) and news (vol_follow.c) */
+#define VOL_HEARTBEAT_MS 1000       /* a session's heartbeat */
+#define VOL_EXPIRE_MS 8000          /* no heartbeat for this long: dead */
+#define VOL_REAP_MS 2000            /* dead sessions, orphans, old news */
+#define VOL_FOLLOW_MS 2             /* data_version poll while watching */
 
 /* Prepared statements, cached on the connection (vol_db.c). */
 enum vol_query {
@@ -109,6 +114,12 @@ enum vol_query {
 	Q_META_GET,
 	Q_META_SET,
 	Q_ORPHANS,
+	Q_TOTALS_GET,
+	Q_TOTALS_ADD,
+	Q_BLOCK_HWM,
+	Q_HOLD_ADD,
+	Q_HOLD_DEL,
+	Q_HOLD_ANY,
 	Q_COUNT
 };
 
@@ -207,6 +218,13 @@ struct vol_fs {
 	int npool;
 	atomic_long nopen;
 	atomic_llong blocks_written, blocks_read, cache_hits, bad_blocks;
+
+	/* sessions and change news (vol_session.c, vol_follow.c) */
+	char *path;                /* the volume directory */
+	int64_t session;           /* this open's row in `sessions` */
+	char host[256];
+	struct vol_bg *bg;         /* the background thread (heartbeat, follower) */
+	atomic_llong news_rows, news_gaps, sessions_reaped, orphans_reaped;
 };
 
 static inline struct vol_fs *vol_fs(struct eddy_fs *fs)
@@ -227,6 +245,42 @@ static inline struct vol_file *vol_file(struct eddy_file *f)
 	return (struct vol_file *)f;
 }
 
+/* vol_session.c: sessions, holds, totals, reaping (db_lock held unless said) */
+/* Adds the tables of shared use to an older volume, the totals to meta. */
+int vol_schema_upgrade(struct vol_fs *v);
+/* Registers this open in `sessions` (KIND "mount" or "client"). */
+int vol_session_register(struct vol_fs *v, const char *kind, const char *mountpoint);
+/* Heartbeat; re-registers a session another mount reaped (returns 1). */
+int vol_session_heartbeat(struct vol_fs *v, int64_t cursor, bool following);
+/* Removes dead sessions (their holds and locks), then the orphans no live
+** session holds, then the change rows every follower has read. */
+int vol_session_reap(struct vol_fs *v);
+/* Clean close: this session's holds and locks go, then its orphans. */
+void vol_session_end(struct vol_fs *v);
+/* Is the process PID started at START (clock ticks) still there? */
+bool vol_pid_alive(pid_t pid, int64_t start);
+int64_t vol_pid_start(pid_t pid);
+/* In a transaction: this session keeps INO (open-unlinked) alive. */
+int vol_hold_add(struct vol_fs *v, uint64_t ino);
+/* Does any session hold INO? (1 yes, 0 no, negative errno) */
+int vol_hold_any(struct vol_fs *v, uint64_t ino);
+
+/* vol_follow.c: change news */
+/* Temporary triggers on this connection that log every change to
+** `changes` with this session's id, in the changing transaction. */
+int vol_changes_triggers(struct vol_fs *v);
+int vol_bg_start(struct vol_fs *v, char *err, size_t errlen);
+void vol_bg_stop(struct vol_fs *v);
+int vol_watch_start(struct eddy_fs *fs, const struct eddy_events *ev);
+void vol_watch_stop(struct eddy_fs *fs);
+/* The last change row read by the follower; is it following? */
+int64_t vol_bg_cursor(struct vol_fs *v);
+bool vol_bg_following(struct vol_fs *v);
+/* Waits (no lock of the volume held) until another connection commits
+** after the *SEEN'th commit seen, or TIMEOUT_MS; updates *SEEN. */
+int vol_bg_wait_commit(struct vol_fs *v, uint64_t *seen, int timeout_ms);
+uint64_t vol_bg_commits(struct vol_fs *v);
+
 /* vol_format.c: schema and meta */
 int vol_schema_create(sqlite3 *db, const struct vol_format_options *o, char *err,
 		      size_t errlen);
@@ -241,7 +295,10 @@ int vol_db_errno(int rc);
 /* Steps a statement that returns no row; resets it. */
 int vol_exec(struct vol_fs *v, sqlite3_stmt *s);
 int vol_sql(sqlite3 *db, const char *sql);
+/* BEGIN IMMEDIATE, then the totals as the database has them. */
 int vol_tx_begin(struct vol_fs *v);
+/* Refreshes used_bytes and ninodes from meta. */
+int vol_totals_read(struct vol_fs *v);
 /* Commits when ERR is 0 (then unlinks the dead blocks), else rolls back;
 ** returns ERR or the commit's error. */
 int vol_tx_end(struct vol_fs *v, int err);
