@@ -1,0 +1,159 @@
+"""Several mounts of ONE volume (sqlite:<dir>) on one host: change news
+through the volume's change log, sessions, reaping of a killed mount.
+
+The change scenarios are those of test_coherence.py (create, unlink, rename
+over a name, rename of directories, chmod, chown, truncate, append,
+overwrite in place, mkdir/rmdir, hard links, symlink retarget, xattrs, a
+negative entry then created elsewhere, the page cache, ...).  Mount A makes
+the change and is the truth (it sees its own change at once); mounts B and C
+run all probes and every probe also gets a read-only mount of its own (see
+test_coherence.RO_OPTIONS: on a writable mount the kernel refreshes some
+caches by itself and would hide a missing invalidation).  With
+--coherence=events the volume answers with day-long cache timeouts, so only
+the change news can make B and C see the change; they poll with a bounded
+wait (coherence_util.SEE_TIMEOUT) and a test fails only if the old state
+persists past it -- never on how fast the change was seen.
+"""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from conftest import SQLITE, is_mounted, wait_for
+from coherence_util import (LockHolder, SEE_TIMEOUT, eventually, get_lock, listing,
+                            lstat_view, read_or_err, try_lock)
+from test_coherence import (EVENTS, KNOWN_LIMITS, RO_OPTIONS, SCENARIOS, check_change,
+                            pwrite, wfile)
+
+PYTHON = "/usr/bin/python3"
+
+# inotify limits of the dir backend do not apply to the change log
+VOLUME_LIMITS = {n: r for n, r in KNOWN_LIMITS.items() if n != "hardlink_other_dir"}
+
+
+def _q(vol, sql):
+    db = sqlite3.connect(f"file:{vol}/eddyfs.db?mode=ro", uri=True, timeout=30)
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
+def _mounts(make_mount, vol, n, **kw):
+    return [make_mount(backing=f"{SQLITE}{vol}", extra_args=EVENTS, **kw)
+            for _ in range(n)]
+
+
+@pytest.mark.parametrize("scen", [
+    pytest.param(n, marks=pytest.mark.xfail(reason=VOLUME_LIMITS[n], strict=False))
+    if n in VOLUME_LIMITS else n for n in sorted(SCENARIOS)])
+def test_change_seen_by_other_volume_mounts(scen, make_mount, make_volume):
+    s = SCENARIOS[scen]
+    vol = make_volume()
+    ma, mb, mc = _mounts(make_mount, vol, 3)
+    s.setup(ma.mnt)
+    single = []
+    for i, p in enumerate(s.probes):
+        m = make_mount(backing=f"{SQLITE}{vol}", extra_args=EVENTS, options=RO_OPTIONS)
+        single.append((f"read-only probe mount {i}", m.mnt, p))
+    check_change(s, ma.mnt, ma.mnt, [("mount B", mb.mnt), ("mount C", mc.mnt)],
+                 single=single)
+
+
+def test_volume_ping_pong(make_mount, make_volume):
+    """Three mounts take turns changing one file and one directory; each
+    sees every other mount's change."""
+    vol = make_volume()
+    ms = _mounts(make_mount, vol, 3)
+    roots = [(f"mount {'ABC'[i]}", m.mnt) for i, m in enumerate(ms)]
+    wfile(ms[0].mnt / "f", b"0" * 64)
+    os.mkdir(ms[0].mnt / "d")
+    for i in range(24):
+        wname, wroot = roots[i % 3]
+        pwrite(wroot / "f", (b"%02d" % i) * 32, 0)
+        os.chmod(wroot / "f", 0o600 if i % 2 else 0o644)
+        if i % 2:
+            os.rmdir(wroot / "d" / f"s{i - 1}")
+        else:
+            os.mkdir(wroot / "d" / f"s{i}")
+        want = (read_or_err(wroot / "f"), lstat_view(wroot / "f"), listing(wroot / "d"))
+        for oname, oroot in roots:
+            eventually(lambda: (read_or_err(oroot / "f"), lstat_view(oroot / "f"),
+                                listing(oroot / "d")), want,
+                       f"round {i}: {oname} after a change by {wname}")
+
+
+def test_volume_open_fd_sees_changes(make_mount, make_volume):
+    """A file kept open in B: pread and fstat through the same fd show the
+    new content once A's close published it (close-to-open: the page cache
+    B kept is dropped by the news)."""
+    vol = make_volume()
+    ma, mb = _mounts(make_mount, vol, 2)
+    wfile(ma.mnt / "f", b"A" * 10000)
+    eventually(lambda: read_or_err(mb.mnt / "f"), b"A" * 10000, "B sees f")
+    fd = os.open(mb.mnt / "f", os.O_RDONLY)
+    try:
+        assert os.pread(fd, 20000, 0) == b"A" * 10000
+        for data in (b"B" * 10000, b"D" * 20000, b"E" * 500):
+            wfile(ma.mnt / "f", data)
+            eventually(lambda: (os.pread(fd, 30000, 0), os.fstat(fd).st_size),
+                       (data, len(data)), "pread/fstat through an fd open in B")
+    finally:
+        os.close(fd)
+
+
+def test_volume_sessions_and_totals(make_mount, make_volume):
+    """Each mount is a session row with its mountpoint; totals in meta
+    count what every mount made; an unmount removes its row."""
+    vol = make_volume()
+    ma, mb = _mounts(make_mount, vol, 2)
+    rows = _q(vol, "SELECT kind, pid, mountpoint FROM sessions ORDER BY id")
+    assert [(r[0], r[2]) for r in rows] == [("mount", str(ma.mnt)), ("mount", str(mb.mnt))]
+    for i in range(20):
+        wfile((ma if i % 2 else mb).mnt / f"f{i}", b"x" * 100)
+    n = _q(vol, "SELECT value FROM meta WHERE key = 'ninodes'")[0][0]
+    assert n == _q(vol, "SELECT count(*) FROM inodes")[0][0] == 21
+    used = _q(vol, "SELECT value FROM meta WHERE key = 'used_bytes'")[0][0]
+    assert used == 2000
+    for m in (ma, mb):
+        sv = os.statvfs(m.mnt)
+        assert sv.f_files - sv.f_ffree == 21
+    mb.umount()
+    assert [r[2] for r in _q(vol, "SELECT kind, pid, mountpoint FROM sessions")] == \
+        [str(ma.mnt)]
+
+
+def test_killed_mount_is_reaped(make_mount, make_volume):
+    """kill -9 of a mount that holds an open-unlinked file: the other
+    mount's session reaper deletes the orphan (its blocks too) and the dead
+    session's row, within a bounded wait."""
+    vol = make_volume()
+    ma, mb = _mounts(make_mount, vol, 2)
+    holder = subprocess.Popen(
+        [PYTHON, "-c",
+         "import os, sys\n"
+         "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)\n"
+         "os.write(fd, b'z' * 100000); os.fsync(fd)\n"
+         "os.unlink(sys.argv[1])\n"
+         "print('ready', flush=True)\n"
+         "sys.stdin.readline()\n", str(mb.mnt / "doomed")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == b"ready"
+        assert _q(vol, "SELECT count(*) FROM inodes WHERE nlink = 0") == [(1,)]
+        assert _q(vol, "SELECT count(*) FROM holds") == [(1,)]
+        os.kill(mb.pid, signal.SIGKILL)
+        wait_for(lambda: _q(vol, "SELECT count(*) FROM sessions") == [(1,)],
+                 SEE_TIMEOUT * 3, what="the killed mount's session reaped")
+        wait_for(lambda: _q(vol, "SELECT count(*) FROM inodes WHERE nlink = 0") == [(0,)],
+                 SEE_TIMEOUT * 3, what="the orphan reaped")
+        assert _q(vol, "SELECT count(*) FROM holds") == [(0,)]
+        assert _q(vol, "SELECT count(*) FROM chunks") == [(0,)]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert os.listdir(ma.mnt) == []
