@@ -157,3 +157,26 @@ def test_killed_mount_is_reaped(make_mount, make_volume):
         holder.kill()
         holder.wait()
     assert os.listdir(ma.mnt) == []
+
+
+def test_status_lists_sessions_usage_counters(make_mount, make_volume, run_eddy, workdir):
+    vol = make_volume()
+    ma, mb = _mounts(make_mount, vol, 2)
+    wfile(ma.mnt / "f", b"x" * 5000)
+    r = run_eddy("status", vol)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    lines = [l.split() for l in out.splitlines()]
+    sess = [l for l in lines if len(l) >= 8 and l[1] == "mount"]
+    assert sorted(l[-1] for l in sess) == sorted([str(ma.mnt), str(mb.mnt)]), out
+    assert all(l[6] == "live" for l in sess), out
+    assert {int(l[3]) for l in sess} == {ma.pid, mb.pid}, out
+    assert "  bytes            5000\n" in out and "  inodes           2\n" in out, out
+    assert "  blocks           1 referenced, 1 files" in out, out
+    assert "change log rows" in out and "  locks            0\n" in out, out
+    # not a volume: one line, exit 2
+    r = run_eddy("status", workdir)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "not an eddyfs volume" in r.stderr
+    r = run_eddy("status")
+    assert r.returncode == 2

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../../fs.h"
 
@@ -56,5 +57,9 @@ int vol_check(const char *dir, char *err, size_t errlen);
 ** then the reaping of dead sessions and of the orphans nobody holds. */
 int vol_fs_open(const char *dir, const struct vol_options *o, struct eddy_fs **out, char *err,
 		size_t errlen);
+
+/* Prints DIR's sessions, usage and counters (eddyfs status) to OUT; reads
+** only. 0, or a negative errno and a one-line reason in ERR. */
+int vol_status(const char *dir, FILE *out, char *err, size_t errlen);
 
 #endif /* EDDY_VOL_H */
