@@ -35,7 +35,8 @@ CORE_SRC := src/fs.c src/util/log.c src/util/runtime.c \
 	src/backend/volume/vol_data.c src/backend/volume/vol_ns.c src/backend/volume/vol_rename.c \
 	src/backend/volume/vol_attr.c src/backend/volume/vol_file.c src/backend/volume/vol_dir.c \
 	src/backend/volume/vol_xattr.c src/backend/volume/vol_session.c \
-	src/backend/volume/vol_follow.c src/backend/volume/vol_status.c
+	src/backend/volume/vol_follow.c src/backend/volume/vol_status.c \
+	src/backend/volume/vol_lock.c
 FUSE_SRC := src/fuse/session.c src/fuse/node_table.c src/fuse/ops_node.c \
 	src/fuse/ops_file.c src/fuse/control.c src/fuse/notify.c src/fuse/wait.c
 CLI_SRC  := src/cli/main.c src/cli/cmd_mount.c src/cli/cmd_umount.c \

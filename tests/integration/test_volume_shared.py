@@ -180,3 +180,160 @@ def test_status_lists_sessions_usage_counters(make_mount, make_volume, run_eddy,
     assert "not an eddyfs volume" in r.stderr
     r = run_eddy("status")
     assert r.returncode == 2
+
+
+# --------------------------------------------------------------------------
+# locks in the volume's database, shared by every mount of it
+
+DENIED = ("err EAGAIN", "err EACCES", "err EWOULDBLOCK")
+
+
+@pytest.fixture
+def vlock(make_mount, make_volume):
+    vol = make_volume()
+    ma, mb = _mounts(make_mount, vol, 2)
+    wfile(ma.mnt / "f", b"L" * 1000)
+    eventually(lambda: read_or_err(mb.mnt / "f"), b"L" * 1000, "B sees f")
+    holders = []
+
+    class Env:
+        pass
+    e = Env()
+    e.vol, e.ma, e.mb, e.a, e.b = vol, ma, mb, ma.mnt / "f", mb.mnt / "f"
+
+    def hold(path, **kw):
+        h = LockHolder(path, **kw)
+        holders.append(h)
+        return h.hold()
+    e.hold = hold
+    yield e
+    for h in holders:
+        h.kill()
+
+
+def _denied(r, what):
+    assert r in DENIED, f"{what}: expected a refusal, got {r!r} -- granted on both"
+
+
+def _granted_eventually(path, what, **kw):
+    wait_for(lambda: try_lock(path, **kw).startswith("ok"), timeout=SEE_TIMEOUT, what=what)
+
+
+@pytest.mark.parametrize("kind", ["posix", "ofd", "flock"])
+def test_volume_lock_mount_vs_mount(kind, vlock):
+    e = vlock
+    h = e.hold(e.a, kind=kind)
+    _denied(try_lock(e.b, kind=kind), f"{kind} via B while A holds one")
+    _denied(try_lock(e.a, kind=kind), f"{kind} via A (another process) while A holds one")
+    assert _q(e.vol, "SELECT count(*) FROM locks") == [(1,)]
+    h.release()
+    _granted_eventually(e.b, f"{kind} via B after A's holder exited", kind=kind)
+    assert _q(e.vol, "SELECT count(*) FROM locks") == [(0,)]
+    h = e.hold(e.b, kind=kind)
+    _denied(try_lock(e.a, kind=kind), f"{kind} via A while B holds one")
+    h.release()
+
+
+def test_volume_lock_posix_vs_ofd_and_flock(vlock):
+    """classic POSIX and OFD locks conflict; flock locks are another kind"""
+    e = vlock
+    h = e.hold(e.a, kind="posix")
+    _denied(try_lock(e.b, kind="ofd"), "OFD via B while A holds a POSIX lock")
+    assert try_lock(e.b, kind="flock").startswith("ok"), "flock vs POSIX must not conflict"
+    h.release()
+
+
+def test_volume_lock_ranges_getlk_split_merge(vlock):
+    e = vlock
+    h = e.hold(e.a, kind="posix", start=10, length=20)
+    assert try_lock(e.b, start=100, length=10).startswith("ok")
+    _denied(try_lock(e.b, start=25, length=10), "overlapping range via B")
+    # F_GETLK through the other mount: type, range and the holder's pid
+    assert get_lock(e.b) == f"ok w 10 20 {h.pid}"
+    assert get_lock(e.b, kind="ofd").startswith("ok w 10 20")
+    assert get_lock(e.b, start=200, length=10).startswith("ok u")
+    h.release()
+    # one owner: lock [0,100), unlock [40,60) -> [0,40) and [60,100);
+    # relock [30,70) as read -> w[0,30) r[30,70) w[70,100)
+    code = (
+        "import fcntl, os, struct, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+        "def lk(t, s, l): fcntl.fcntl(fd, fcntl.F_SETLK, struct.pack('hhqqi4x', t, 0, s, l, 0))\n"
+        "lk(fcntl.F_WRLCK, 0, 100); lk(fcntl.F_UNLCK, 40, 20)\n"
+        "print('split', flush=True); sys.stdin.readline()\n"
+        "lk(fcntl.F_RDLCK, 30, 40)\n"
+        "print('mixed', flush=True); sys.stdin.readline()\n")
+    p = subprocess.Popen([PYTHON, "-c", code, str(e.a)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "split"
+        assert try_lock(e.b, start=45, length=10).startswith("ok"), "the unlocked hole"
+        _denied(try_lock(e.b, start=35, length=10), "the left part")
+        _denied(try_lock(e.b, start=95, length=10), "the right part")
+        assert get_lock(e.b, start=40, length=0) == f"ok w 60 40 {p.pid}"
+        assert sorted(_q(e.vol, "SELECT start, end FROM locks")) == [(0, 39), (60, 99)]
+        p.stdin.write("x\n")
+        p.stdin.flush()
+        assert p.stdout.readline().strip() == "mixed"
+        assert sorted(_q(e.vol, "SELECT type, start, end FROM locks")) == \
+            [(0, 30, 69), (1, 0, 29), (1, 70, 99)]
+        assert try_lock(e.b, start=40, length=5, ltype="r").startswith("ok")
+        _denied(try_lock(e.b, start=40, length=5), "a write lock over the read range")
+    finally:
+        p.kill()
+        p.wait()
+    wait_for(lambda: _q(e.vol, "SELECT count(*) FROM locks") == [(0,)],
+             timeout=SEE_TIMEOUT, what="the killed owner's locks dropped at close")
+
+
+@pytest.mark.parametrize("kind", ["posix", "flock"])
+def test_volume_lock_read_locks_shared(kind, vlock):
+    e = vlock
+    h = e.hold(e.a, kind=kind, ltype="r")
+    assert try_lock(e.b, kind=kind, ltype="r").startswith("ok")
+    _denied(try_lock(e.b, kind=kind, ltype="w"), f"{kind} write lock over a read lock")
+    h.release()
+
+
+@pytest.mark.parametrize("kind", ["posix", "flock"])
+def test_volume_lock_blocking_wait_woken_by_release(kind, vlock):
+    e = vlock
+    h = e.hold(e.a, kind=kind)
+    w = LockHolder(e.b, kind=kind, mode="wait")
+    try:
+        early = w.ready(timeout=1.0)
+        assert early is None, f"blocking {kind} via B returned {early!r} while A holds it"
+        h.release()
+        r = w.ready(timeout=60)
+        assert r is not None and r.startswith("ok"), f"blocking {kind} via B: {r!r}"
+        _denied(try_lock(e.a, kind=kind), f"{kind} via A while the former waiter holds it")
+    finally:
+        w.kill()
+
+
+@pytest.mark.parametrize("kind", ["posix", "ofd", "flock"])
+def test_volume_lock_released_when_holder_killed(kind, vlock):
+    e = vlock
+    h = e.hold(e.a, kind=kind)
+    _denied(try_lock(e.b, kind=kind), f"{kind} via B while A's holder is alive")
+    os.kill(h.pid, signal.SIGKILL)
+    h.p.wait(timeout=60)
+    _granted_eventually(e.b, f"{kind} via B after A's holder was killed", kind=kind)
+
+
+@pytest.mark.parametrize("kind", ["posix", "flock"])
+def test_volume_lock_released_when_mount_killed(kind, vlock):
+    """kill -9 of the mount daemon that holds a lock: the other mount's
+    reaper drops the dead session's locks; a waiter on B is woken."""
+    e = vlock
+    h = e.hold(e.a, kind=kind)
+    w = LockHolder(e.b, kind=kind, mode="wait")
+    try:
+        assert w.ready(timeout=1.0) is None
+        os.kill(e.ma.pid, signal.SIGKILL)
+        r = w.ready(timeout=SEE_TIMEOUT * 3)
+        assert r is not None and r.startswith("ok"), f"waiter after the mount died: {r!r}"
+        assert _q(e.vol, "SELECT count(*) FROM sessions") == [(1,)]
+    finally:
+        w.kill()
+        h.kill()

@@ -193,6 +193,7 @@ static void vol_destroy(struct eddy_fs *fs)
 			vol_data_flush(v, f->vi, true);
 			pthread_rwlock_unlock(&f->vi->data_lock);
 		}
+		free(f->lk_owners);  /* the rows go with the session */
 		free(f);
 	}
 	vol_table_free(v);
@@ -325,10 +326,11 @@ const struct eddy_fs_ops vol_fs_ops = {
 	/* change news from the other opens of the volume (vol_follow.c) */
 	.watch_start = vol_watch_start,
 	.watch_stop = vol_watch_stop,
+	/* locks in the database, shared by every open (vol_lock.c) */
+	.getlk = vol_getlk,
+	.setlk = vol_setlk,
+	.flock = vol_flock,
+	.flush_owner = vol_flush_owner,
 	/* no poll (always ready) */
-	.getlk = NULL,
-	.setlk = NULL,
-	.flock = NULL,
-	.flush_owner = NULL,
 	.poll = NULL,
 };

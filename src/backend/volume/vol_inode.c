@@ -302,6 +302,7 @@ void vol_handle_free(struct vol_fs *v, struct vol_file *f)
 {
 	uint64_t ino = f->vi->ino;
 
+	vol_locks_release_file(v, f);
 	pthread_mutex_lock(&v->table_lock);
 	if (f->prev)
 		f->prev->next = f->next;

@@ -225,6 +225,7 @@ struct vol_fs {
 	char host[256];
 	struct vol_bg *bg;         /* the background thread (heartbeat, follower) */
 	atomic_llong news_rows, news_gaps, sessions_reaped, orphans_reaped;
+	atomic_llong locks_taken;  /* vol_lock.c: granted lock requests */
 };
 
 static inline struct vol_fs *vol_fs(struct eddy_fs *fs)
@@ -238,6 +239,8 @@ struct vol_file {
 	int flags;
 	bool is_dir;
 	struct vol_file *prev, *next; /* vol_fs.files, table_lock */
+	uint64_t *lk_owners;       /* db_lock: owners that locked through it */
+	unsigned lk_n, lk_cap;
 };
 
 static inline struct vol_file *vol_file(struct eddy_file *f)
@@ -280,6 +283,16 @@ bool vol_bg_following(struct vol_fs *v);
 ** after the *SEEN'th commit seen, or TIMEOUT_MS; updates *SEEN. */
 int vol_bg_wait_commit(struct vol_fs *v, uint64_t *seen, int timeout_ms);
 uint64_t vol_bg_commits(struct vol_fs *v);
+
+/* vol_lock.c: fcntl and flock locks in the database */
+int vol_getlk(struct eddy_fs *, const struct eddy_ctx *, struct eddy_file *, uint64_t,
+	      struct flock *);
+int vol_setlk(struct eddy_fs *, const struct eddy_ctx *, struct eddy_file *, uint64_t,
+	      const struct flock *, bool);
+int vol_flock(struct eddy_fs *, const struct eddy_ctx *, struct eddy_file *, uint64_t, int);
+int vol_flush_owner(struct eddy_fs *, struct eddy_file *, uint64_t);
+/* F's last release: the locks of every owner that locked through it go. */
+void vol_locks_release_file(struct vol_fs *v, struct vol_file *f);
 
 /* vol_format.c: schema and meta */
 int vol_schema_create(sqlite3 *db, const struct vol_format_options *o, char *err,
