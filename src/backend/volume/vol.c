@@ -5,9 +5,7 @@
 ** format` (vol_format.c describes the layout).
 **
 ** Guarantees:
-**   1. Local-filesystem semantics for every operation of fs.h but the
-**      shared-lock ops (the kernel keeps locks per mount) and change news
-**      (one mount at a time: nothing changes behind its back): errors,
+**   1. Local-filesystem semantics for every operation of fs.h: errors,
 **      times, link counts, hard links, symlinks, special files, ownership
 **      (setgid directories, setuid clearing), xattrs and POSIX ACLs as
 **      ext4. The backend checks no access rights: it sets
@@ -18,8 +16,9 @@
 **   3. Data written is durable once close(2) or fsync(2) returned 0; a
 **      kill -9 or power loss at any moment leaves a consistent volume
 **      (at worst unreferenced blocks, for a later gc) (vol_int.h, DATA).
-**   4. Open-unlinked files live until their last close; after a crash
-**      the orphans are deleted by the next open of the volume.
+**   4. Open-unlinked files live until the last close of the mount that
+**      removed the name (a `holds` row); after a crash the orphans are
+**      deleted once the dead session is reaped (vol_session.c).
 **   5. Sparse files: missing chunks and all-zero chunks cost no block.
 **   6. Blocks are checksummed (XXH3-64); a missing or corrupt block reads
 **      as -EIO for its range. A full disk is -ENOSPC and the volume stays
@@ -27,10 +26,19 @@
 **      limits (set by format) give -ENOSPC.
 **   7. Thread safety with one connection under db_lock and a lock per
 **      open file's data (vol_int.h, LOCKS).
-**   8. Only one mount has a volume open (flock on eddyfs.lock).
-** Does not provide (yet): multi-mount coherence (change log, sessions),
-** locks shared across mounts, fallocate punch-hole/zero-range, SEEK_DATA,
-** gc of unreferenced blocks, fsck.
+**   8. Several mounts (and CLI clients) of one volume on one host share it
+**      (flock LOCK_SH on eddyfs.lock; exclusive tools take LOCK_EX):
+**      each is a session with a heartbeat (vol_session.c); totals and
+**      block ids are kept in the database by every transaction; every
+**      change is logged in the same transaction and followed by the other
+**      mounts, which invalidate the kernel's caches (vol_follow.c), so
+**      day-long cache timeouts stay coherent. Data reaches the other
+**      mounts when it is written out (close, fsync, a full chunk):
+**      close-to-open consistency, within the follower's delay (ms).
+**   9. fcntl and flock locks live in the database and conflict across
+**      every mount of the volume (vol_lock.c).
+** Does not provide (yet): gc of unreferenced blocks, fsck, several hosts
+** (PostgreSQL); see README Limits.
 ** Only the frontend (and tests) call these functions, through vol_fs_ops.
 */
 #include <errno.h>

@@ -15,6 +15,10 @@
 **   3. vol_fs.table_lock (mutex, leaf): the in-memory inode table (kernel
 **      references, open counts, pins) and every inode's overlay.
 **   4. vol_fs.cache.lock (mutex, leaf): the decoded-block cache.
+**   5. vol_bg.lock (vol_follow.c): the follower's connection and its
+**      state; taken with no other lock of the volume held, never held
+**      while db_lock is taken (the heartbeat drops it first). Lock
+**      waiters sleep on it (vol_bg_wait_commit) holding nothing else.
 ** Block files are read and written with no lock but data_lock.
 **
 ** INODE LIFETIME
@@ -23,8 +27,17 @@
 **     a row is taken under db_lock (with table_lock to read the counts),
 **     in the transaction that drops the last link or by forget/release
 **     once the last reference goes, so it is taken exactly once.
-** (2) A row with nlink = 0 after a crash is an orphan: vol_fs_open
-**     deletes it (and its blocks) before the mount answers.
+** (2) Several opens (sessions) may share the volume. When this open
+**     drops the last link of an inode it still holds, the same
+**     transaction adds a `holds` row (session, ino); the last release or
+**     forget deletes the row and, if no session holds the inode, the
+**     inode. A row with nlink = 0 that no live session holds is an
+**     orphan: the reaper (at open, every VOL_REAP_MS, and at a clean
+**     close) deletes it with its blocks. A session dies with its process
+**     (same host) or after VOL_EXPIRE_MS without a heartbeat; its holds
+**     and locks go with it. An inode another open references but does
+**     not hold (it did not remove the name) is deleted at once: that
+**     open then sees -ESTALE (README Limits).
 ** (3) Inode numbers come from AUTOINCREMENT: never reused in a volume.
 ** (4) The in-memory struct vol_inode exists while nlookup, nopen or pins
 **     is non-zero; it holds nothing that is not also in the database

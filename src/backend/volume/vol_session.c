@@ -313,7 +313,7 @@ int vol_session_reap(struct vol_fs *v)
 	if (!r)
 		r = reap_orphans(v);
 	/* change rows every follower has read (a session that does not
-	 * follow has no cursor); kept if nobody follows and rows are new */
+	 * follow has no cursor; if nobody follows, every row goes) */
 	if (!r)
 		r = vol_sql(v->db, "DELETE FROM changes WHERE seq <= coalesce("
 				   "(SELECT min(cursor) FROM sessions WHERE cursor IS NOT NULL),"
