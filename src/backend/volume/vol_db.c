@@ -9,9 +9,9 @@
 ** synchronous=FULL commit (vol_db_sync) has been made; fsync, fsyncdir and
 ** close of a written file make one. Several mounts may write the volume:
 ** every write transaction is BEGIN IMMEDIATE (the busy timeout waits for
-** another connection's transaction to end) and re-reads the totals
-** (meta.used_bytes, meta.ninodes) inside it; the deltas it makes are
-** added to those rows in the same transaction. Blocks it unreferences are
+** another connection's transaction to end) and, on a volume with limits,
+** re-reads the totals (meta.used_bytes, meta.ninodes) inside it; the
+** deltas it makes are added to those rows in the same transaction. Blocks it unreferences are
 ** unlinked only after the commit.
 */
 #include <errno.h>
@@ -155,8 +155,9 @@ int vol_tx_begin(struct vol_fs *v)
 	v->in_tx = true;
 	v->tx_used = v->tx_inodes = 0;
 	v->tx_ndead = 0;
-	/* the totals as every mount left them (the write lock is ours) */
-	if ((r = vol_totals_read(v))) {
+	/* the totals as every mount left them (the write lock is ours), for
+	 * the limit checks; statfs and report read them themselves */
+	if ((v->capacity || v->max_inodes) && (r = vol_totals_read(v))) {
 		vol_sql(v->db, "ROLLBACK");
 		v->in_tx = false;
 	}

@@ -10,8 +10,10 @@
 **      change and its news commit together or not at all, whichever code
 **      path made it.
 **   2. The follower (this open's background thread, on a read connection
-**      of its own) polls `PRAGMA data_version` every VOL_FOLLOW_MS while
-**      the frontend watches; when another connection committed it reads
+**      of its own) looks every VOL_FOLLOW_MS, while the frontend watches,
+**      at the WAL-index header (mapped read-only: no system call while
+**      nothing happens) and, when it moved, at `PRAGMA data_version`;
+**      when another connection committed it reads
 **      the rows after its cursor that other sessions wrote, in seq order,
 **      and turns them into struct eddy_events calls: an entry added or
 **      replaced -> entry_changed, removed -> entry_deleted, an inode's
@@ -50,6 +52,8 @@ struct vol_bg {
 	sqlite3 *db;               /* the follower's connection: lock */
 	sqlite3_stmt *version, *rows;
 	int64_t last_version;
+	const uint32_t *shm;       /* the WAL-index header (read only), or NULL */
+	uint32_t shm_key[10];      /* its words 2..11 at the last look */
 	uint64_t commits;          /* lock: data_version moves seen */
 	int waiters;               /* lock: threads in vol_bg_wait_commit */
 	atomic_llong cursor;       /* last seq read (written under lock) */
@@ -69,7 +73,13 @@ int vol_changes_triggers(struct vol_fs *v)
 		" VALUES(%1$" PRId64 ", 2, old.ino, old.parent, old.name);"
 		" INSERT INTO changes(session, kind, ino, parent, name)"
 		" VALUES(%1$" PRId64 ", 1, new.ino, new.parent, new.name); END",
-		"CREATE TEMP TRIGGER eddy_i_set AFTER UPDATE ON main.inodes BEGIN"
+		/* rows written back unchanged (or only next_cookie) are no news */
+		"CREATE TEMP TRIGGER eddy_i_set AFTER UPDATE ON main.inodes WHEN"
+		" new.mode IS NOT old.mode OR new.uid IS NOT old.uid OR new.gid IS NOT old.gid"
+		" OR new.nlink IS NOT old.nlink OR new.size IS NOT old.size"
+		" OR new.stored IS NOT old.stored OR new.rdev IS NOT old.rdev"
+		" OR new.atime IS NOT old.atime OR new.mtime IS NOT old.mtime"
+		" OR new.ctime IS NOT old.ctime OR new.parent IS NOT old.parent BEGIN"
 		" INSERT INTO changes(session, kind, ino) VALUES(%1$" PRId64 ","
 		" CASE WHEN new.size IS NOT old.size OR new.mtime IS NOT old.mtime THEN 4"
 		" ELSE 3 END, new.ino); END",
@@ -88,7 +98,7 @@ int vol_changes_triggers(struct vol_fs *v)
 		"CREATE TEMP TRIGGER eddy_x_set AFTER UPDATE ON main.xattrs BEGIN"
 		" INSERT INTO changes(session, kind, ino) VALUES(%1$" PRId64 ", 3, new.ino); END",
 	};
-	char sql[512];
+	char sql[1024];
 	int r;
 
 	for (size_t i = 0; i < sizeof(fmt) / sizeof(*fmt); i++) {
@@ -197,11 +207,33 @@ static void follow(struct vol_bg *bg)
 	}
 }
 
+/* bg->lock held: has the WAL-index header moved since the last look?
+** Its words 2..11 (iChange, isInit/page size, mxFrame, nPage, frame
+** checksum, salts: https://www.sqlite.org/walformat.html) change with
+** every commit, checkpoint reset and recovery. A plain memory read: no
+** system call while nothing happens. A read torn by a concurrent commit
+** only shows the change one poll later. */
+static bool shm_moved(struct vol_bg *bg)
+{
+	uint32_t now[10];
+	bool moved;
+
+	if (!bg->shm)
+		return true;
+	for (int i = 0; i < 10; i++)
+		now[i] = __atomic_load_n(&bg->shm[2 + i], __ATOMIC_ACQUIRE);
+	moved = memcmp(now, bg->shm_key, sizeof(now)) != 0;
+	memcpy(bg->shm_key, now, sizeof(now));
+	return moved;
+}
+
 /* bg->lock held: did another connection commit since the last look? */
 static bool committed(struct vol_bg *bg)
 {
 	int64_t ver = bg->last_version;
 
+	if (!shm_moved(bg))
+		return false;
 	if (!bg->version && sqlite3_prepare_v3(bg->db, "PRAGMA data_version", -1,
 					       SQLITE_PREPARE_PERSISTENT, &bg->version,
 					       NULL) != SQLITE_OK)
@@ -271,6 +303,23 @@ static void *bg_main(void *arg)
 	return NULL;
 }
 
+/* The WAL index as SQLite mapped it for the follower's connection (valid
+** while that connection is open). Never open(2) and close(2) the -shm
+** file here: closing any descriptor of it would drop every fcntl lock the
+** process holds on it, SQLite's included. Without it every poll asks
+** SQLite. */
+static void map_shm(struct vol_bg *bg)
+{
+	sqlite3_file *f = NULL;
+	volatile void *p = NULL;
+
+	if (sqlite3_file_control(bg->db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK ||
+	    !f || !f->pMethods || f->pMethods->iVersion < 2 || !f->pMethods->xShmMap)
+		return;
+	if (f->pMethods->xShmMap(f, 0, 32768, 0, &p) == SQLITE_OK && p)
+		bg->shm = (const uint32_t *)(const void *)p;
+}
+
 int vol_bg_start(struct vol_fs *v, char *err, size_t errlen)
 {
 	struct vol_bg *bg = calloc(1, sizeof(*bg));
@@ -298,6 +347,8 @@ int vol_bg_start(struct vol_fs *v, char *err, size_t errlen)
 		return vol_db_errno(rc);
 	}
 	sqlite3_busy_timeout(bg->db, 5000);
+	committed(bg);          /* the connection now has the WAL index open */
+	map_shm(bg);
 	committed(bg);
 	if ((rc = pthread_create(&bg->thread, NULL, bg_main, bg))) {
 		snprintf(err, errlen, "background thread: %s", strerror(rc));
