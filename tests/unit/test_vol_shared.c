@@ -242,6 +242,12 @@ TEST(vol_dead_session_is_reaped)
 	CHECK_EQ(vfx_sql_int(&v, sql), 0);
 	CHECK_EQ(vfx_sql_int(&v, "INSERT INTO sessions(id, host, pid, pid_start, kind, started,"
 			     " heartbeat) VALUES(78, 'elsewhere', 1, 1, 'mount', 0, 0)"), 0);
+	/* our own pid with another start time: a reused pid, so dead too */
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO sessions(id, host, pid, pid_start, kind, started, heartbeat)"
+		 " VALUES(79, '%s', %d, 1, 'client', 0, %lld)", host, (int)getpid(),
+		 (long long)time(NULL) * 1000000000LL);
+	CHECK_EQ(vfx_sql_int(&v, sql), 0);
 	CHECK_EQ(vfx_sql_int(&v, "UPDATE inodes SET nlink = 0 WHERE ino = 2"), 0);
 	CHECK_EQ(vfx_sql_int(&v, "DELETE FROM dentries WHERE ino = 2"), 0);
 	CHECK_EQ(vfx_sql_int(&v, "INSERT INTO holds(ino, session) VALUES(2, 77)"), 0);
@@ -253,7 +259,7 @@ TEST(vol_dead_session_is_reaped)
 	CHECK_EQ(vfx_sql_int(&v, "SELECT count(*) FROM locks"), 0);
 	CHECK_EQ(vfx_sql_int(&v, "SELECT count(*) FROM inodes WHERE ino = 2"), 0);
 	CHECK_EQ(vfx_count_blocks(&v), 0);
-	CHECK_EQ(mfx_report(&v.x, "vol_sessions_reaped"), 2);
+	CHECK_EQ(mfx_report(&v.x, "vol_sessions_reaped"), 3);
 	CHECK_EQ(mfx_report(&v.x, "vol_orphans_reaped"), 1);
 	CHECK_EQ(vfx_sql_int(&v, "SELECT value FROM meta WHERE key = 'ninodes'"), 1);
 	vfx_close(&v);
