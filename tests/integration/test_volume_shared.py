@@ -337,3 +337,36 @@ def test_volume_lock_released_when_mount_killed(kind, vlock):
     finally:
         w.kill()
         h.kill()
+
+
+def test_open_file_survives_unlink_by_other_mount(make_mount, make_volume):
+    """B has a file open; A removes its last name: B's session adopts the
+    orphan (a holds row), B keeps reading it, even once the orphan is old
+    enough for the reapers; B's last close lets it go."""
+    vol = make_volume()
+    ma, mb = _mounts(make_mount, vol, 2)
+    wfile(ma.mnt / "f", b"q" * 70000)
+    eventually(lambda: read_or_err(mb.mnt / "f"), b"q" * 70000, "B sees f")
+    fd = os.open(mb.mnt / "f", os.O_RDONLY)
+    try:
+        os.unlink(ma.mnt / "f")
+        sb = _q(vol, f"SELECT id FROM sessions WHERE pid = {mb.pid}")[0][0]
+        wait_for(lambda: _q(vol, "SELECT session FROM holds") == [(sb,)], SEE_TIMEOUT,
+                 what="B's session adopting the open-unlinked file")
+        # make it look old: only the hold keeps it now; let every reaper run
+        db = sqlite3.connect(f"{vol}/eddyfs.db", timeout=30)
+        db.execute("UPDATE inodes SET ctime = 0 WHERE nlink = 0")
+        db.commit()
+        db.close()
+        beats = {r[0]: r[1] for r in _q(vol, "SELECT id, heartbeat FROM sessions")}
+        wait_for(lambda: all(h > beats[i] + 3e9 for i, h in
+                             _q(vol, "SELECT id, heartbeat FROM sessions")),
+                 SEE_TIMEOUT * 2, what="three more seconds of every session's reaper")
+        assert os.pread(fd, 100000, 0) == b"q" * 70000
+        assert _q(vol, "SELECT count(*) FROM inodes WHERE nlink = 0") == [(1,)]
+        assert os.path.exists(ma.mnt / "f") is False
+    finally:
+        os.close(fd)
+    wait_for(lambda: _q(vol, "SELECT count(*) FROM inodes WHERE nlink = 0") == [(0,)],
+             SEE_TIMEOUT * 2, what="the orphan deleted after B's last close")
+    assert _q(vol, "SELECT count(*) FROM chunks") == [(0,)]

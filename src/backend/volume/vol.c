@@ -16,9 +16,9 @@
 **   3. Data written is durable once close(2) or fsync(2) returned 0; a
 **      kill -9 or power loss at any moment leaves a consistent volume
 **      (at worst unreferenced blocks, for a later gc) (vol_int.h, DATA).
-**   4. Open-unlinked files live until the last close of the mount that
-**      removed the name (a `holds` row); after a crash the orphans are
-**      deleted once the dead session is reaped (vol_session.c).
+**   4. Open-unlinked files live until their last close in every mount
+**      (`holds` rows, vol_session.c rule 3); after a crash the orphans are
+**      deleted once the dead session is reaped.
 **   5. Sparse files: missing chunks and all-zero chunks cost no block.
 **   6. Blocks are checksummed (XXH3-64); a missing or corrupt block reads
 **      as -EIO for its range. A full disk is -ENOSPC and the volume stays

@@ -154,6 +154,22 @@ bool vol_inode_held(struct vol_fs *v, uint64_t ino)
 	return held;
 }
 
+bool vol_inode_adopt(struct vol_fs *v, uint64_t ino)
+{
+	struct vol_inode *vi;
+	bool held;
+
+	if (!v->table)
+		return false;
+	pthread_mutex_lock(&v->table_lock);
+	vi = find(v, ino);
+	held = vi && (vi->nlookup || vi->nopen || vi->pins);
+	if (held)
+		vi->orphan = true;
+	pthread_mutex_unlock(&v->table_lock);
+	return held;
+}
+
 /* table_lock held. */
 static void overlay(struct vol_inode *vi, struct stat *st)
 {
@@ -214,10 +230,12 @@ void vol_inode_reap(struct vol_fs *v, uint64_t ino)
 		sqlite3_bind_int64(s, 2, v->session);
 		err = vol_exec(v, s);
 	}
+	/* deleted now only if no other session may reference it unadopted;
+	 * else the reaper deletes it when it is old enough (vol_session.c) */
 	if (!err && !(err = vol_attr_get(v, ino, &a)) && a.nlink == 0 &&
-	    (err = vol_hold_any(v, ino)) == 0)
+	    (err = vol_hold_any(v, ino)) == 0 && (err = vol_session_others(v)) == 0)
 		err = vol_inode_delete_rows(v, &a);
-	if (err == -ESTALE || err == 1)
+	if (err == -ESTALE || err > 0)
 		err = 0;        /* gone already, or another session holds it */
 	vol_tx_end(v, err);
 	/* on failure the row stays an orphan: the reaper deletes it */
@@ -265,6 +283,10 @@ int vol_inode_unlinked(struct vol_fs *v, const struct vol_attr *a)
 	any = vol_hold_any(v, a->ino);
 	if (any)
 		return any < 0 ? any : 0;  /* another session lets go later */
+	/* another session may have it open: its reaper adopts it, or ours
+	 * deletes it once it is old enough (vol_session.c, rule 3) */
+	if ((any = vol_session_others(v)))
+		return any < 0 ? any : 0;
 	return vol_inode_delete_rows(v, a);
 }
 

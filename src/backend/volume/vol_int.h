@@ -35,9 +35,11 @@
 **     orphan: the reaper (at open, every VOL_REAP_MS, and at a clean
 **     close) deletes it with its blocks. A session dies with its process
 **     (same host) or after VOL_EXPIRE_MS without a heartbeat; its holds
-**     and locks go with it. An inode another open references but does
-**     not hold (it did not remove the name) is deleted at once: that
-**     open then sees -ESTALE (README Limits).
+**     and locks go with it. An inode another open removed the last name
+**     of is deleted at once only if no other session exists; otherwise
+**     the reaper of every open that references it adopts it (a holds
+**     row) within VOL_REAP_MS, and unadopted orphans go once their ctime
+**     is VOL_EXPIRE_MS old (vol_session.c, rule 3).
 ** (3) Inode numbers come from AUTOINCREMENT: never reused in a volume.
 ** (4) The in-memory struct vol_inode exists while nlookup, nopen or pins
 **     is non-zero; it holds nothing that is not also in the database
@@ -276,6 +278,8 @@ void vol_session_end(struct vol_fs *v);
 /* Is the process PID started at START (clock ticks) still there? */
 bool vol_pid_alive(pid_t pid, int64_t start);
 int64_t vol_pid_start(pid_t pid);
+/* Sessions other than this one (live or not yet reaped). */
+int vol_session_others(struct vol_fs *v);
 /* In a transaction: this session keeps INO (open-unlinked) alive. */
 int vol_hold_add(struct vol_fs *v, uint64_t ino);
 /* Does any session hold INO? (1 yes, 0 no, negative errno) */
@@ -371,6 +375,9 @@ int vol_inode_unlinked(struct vol_fs *v, const struct vol_attr *a);
 /* db_lock may be held: gives back one reference to INO, which has a
 ** name (so it is never deleted here). */
 void vol_inode_unref_named(struct vol_fs *v, uint64_t ino);
+/* Does the mount hold INO? If so it is marked an orphan (its last release
+** lets go of the session's hold). */
+bool vol_inode_adopt(struct vol_fs *v, uint64_t ino);
 /* db_lock held, no transaction: deletes INO if it has no name and nothing holds it. */
 void vol_inode_reap(struct vol_fs *v, uint64_t ino);
 

@@ -17,10 +17,16 @@
 **      changed.
 **   3. An inode with nlink 0 lives while some session has a `holds` row
 **      for it: the row is written in the transaction that drops the last
-**      link while this open still references the inode, and deleted when
-**      it lets go. An nlink-0 inode that no session holds is deleted by
-**      whoever notices: the transaction that drops the last link, the
-**      last release, or the reaper (at open and every VOL_REAP_MS).
+**      link while this open still references the inode, or by the reaper
+**      of an open that references an inode another open unlinked (it
+**      "adopts" it), and deleted when that open lets go. An nlink-0 inode
+**      that no session holds is deleted by whoever notices: the
+**      transaction that drops the last link or the last release when no
+**      other session exists, else the reaper (at open and every
+**      VOL_REAP_MS) once its ctime (the unlink) is VOL_EXPIRE_MS old: by
+**      then every live session has adopted what it references (a
+**      session that did not reap for that long has no heartbeat either:
+**      it is dead).
 **   4. Totals (meta.used_bytes, meta.ninodes) and meta.block_hwm are
 **      changed inside the transactions that change what they count
 **      (vol_db.c, vol_block.c). A volume without them (made by an older
@@ -237,13 +243,33 @@ static int session_drop(struct vol_fs *v, int64_t session)
 	return vol_tx_end(v, r);
 }
 
-/* Deletes the orphans no session holds and this open does not reference. */
+int vol_session_others(struct vol_fs *v)
+{
+	sqlite3_stmt *s;
+	int n, rc;
+
+	rc = sqlite3_prepare_v2(v->db, "SELECT count(*) FROM sessions WHERE id != ?1", -1, &s,
+				NULL);
+	if (rc != SQLITE_OK)
+		return vol_db_errno(rc);
+	sqlite3_bind_int64(s, 1, v->session);
+	rc = sqlite3_step(s);
+	n = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : vol_db_errno(rc);
+	sqlite3_finalize(s);
+	return n;
+}
+
+/* Orphans nobody holds: the ones this open references are adopted (a
+** hold row: another open removed their last name); the others are
+** deleted if no other session exists, or once they are VOL_EXPIRE_MS old
+** (by then every live session has adopted what it references). */
 static int reap_orphans(struct vol_fs *v)
 {
+	int64_t old = vol_now() - (int64_t)VOL_EXPIRE_MS * 1000000;
 	struct vol_attr *o = NULL;
 	size_t n = 0, cap = 0;
 	sqlite3_stmt *s = vol_q(v, Q_ORPHANS);
-	int r = 0, rc;
+	int others, r = 0, rc;
 
 	if (!s)
 		return -EIO;
@@ -262,19 +288,27 @@ static int reap_orphans(struct vol_fs *v)
 	sqlite3_reset(s);
 	if (!r && rc != SQLITE_DONE && rc != SQLITE_ROW)
 		r = vol_db_errno(rc);
+	others = n && !r ? vol_session_others(v) : 0;
+	if (others < 0)
+		r = others;
 	for (size_t i = 0; !r && i < n; i++) {
 		struct vol_attr a;
+		bool mine = vol_inode_adopt(v, o[i].ino);
 
-		if (vol_inode_held(v, o[i].ino))
-			continue;
+		if (!mine && others > 0 && o[i].ctime > old)
+			continue;       /* young: another session may adopt it */
 		if ((r = vol_tx_begin(v)))
 			break;
 		/* again inside the write lock: still an orphan nobody holds? */
 		r = vol_attr_get(v, o[i].ino, &a);
 		if (!r && a.nlink == 0 && vol_hold_any(v, a.ino) == 0) {
-			r = vol_inode_delete_rows(v, &a);
-			if (!r)
-				atomic_fetch_add(&v->orphans_reaped, 1);
+			if (mine) {
+				r = vol_hold_add(v, a.ino);
+			} else {
+				r = vol_inode_delete_rows(v, &a);
+				if (!r)
+					atomic_fetch_add(&v->orphans_reaped, 1);
+			}
 		}
 		r = vol_tx_end(v, r == -ESTALE ? 0 : r);
 	}
