@@ -352,26 +352,39 @@ int vol_flock(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file *f,
 	return r == -EAGAIN ? -EWOULDBLOCK : r;
 }
 
+/* Runs SQL (?1 ino, ?2 session, ?3 owner): 1 if it gave a row, 0 if
+** not, or a negative errno. */
+static int owner_sql(struct vol_fs *v, const char *sql, uint64_t ino, uint64_t owner)
+{
+	sqlite3_stmt *s = prep(v, sql);
+	int rc;
+
+	if (!s)
+		return -EIO;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_int64(s, 2, v->session);
+	sqlite3_bind_int64(s, 3, (int64_t)owner);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : vol_db_errno(rc);
+}
+
 int vol_flush_owner(struct eddy_fs *fs, struct eddy_file *f, uint64_t owner)
 {
 	struct vol_fs *v = vol_fs(fs);
-	sqlite3_stmt *s;
 	int r;
 
 	if (!atomic_load(&v->locks_taken))
 		return 0;       /* the common case: this open never locked */
 	pthread_mutex_lock(&v->db_lock);
-	s = prep(v, "DELETE FROM locks WHERE ino = ?1 AND session = ?2 AND owner = ?3"
-		    " AND flock = 0");
-	r = s ? 0 : -EIO;
-	if (s) {
-		sqlite3_bind_int64(s, 1, (int64_t)f->ino);
-		sqlite3_bind_int64(s, 2, v->session);
-		sqlite3_bind_int64(s, 3, (int64_t)owner);
-		r = step_done(s);
-	}
+	/* a look first: a DELETE would take the write lock even for nothing */
+	r = owner_sql(v, "SELECT 1 FROM locks WHERE ino = ?1 AND session = ?2 AND owner = ?3"
+		      " AND flock = 0 LIMIT 1", f->ino, owner);
+	if (r == 1)
+		r = owner_sql(v, "DELETE FROM locks WHERE ino = ?1 AND session = ?2"
+			      " AND owner = ?3 AND flock = 0", f->ino, owner);
 	pthread_mutex_unlock(&v->db_lock);
-	return r;
+	return r < 0 ? r : 0;
 }
 
 void vol_locks_release_file(struct vol_fs *v, struct vol_file *f)

@@ -179,7 +179,7 @@ static int reregister(struct vol_fs *v, int64_t cursor, bool following)
 	rc = sqlite3_prepare_v2(v->db,
 				"INSERT OR REPLACE INTO sessions(id, host, pid, pid_start, kind,"
 				" mountpoint, started, heartbeat, cursor)"
-				" VALUES(?1, ?2, ?3, ?4, 'mount', NULL, ?5, ?5, ?6)", -1, &s, NULL);
+				" VALUES(?1, ?2, ?3, ?4, ?7, ?8, ?5, ?5, ?6)", -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return vol_db_errno(rc);
 	sqlite3_bind_int64(s, 1, v->session);
@@ -189,6 +189,9 @@ static int reregister(struct vol_fs *v, int64_t cursor, bool following)
 	sqlite3_bind_int64(s, 5, now);
 	if (following)
 		sqlite3_bind_int64(s, 6, cursor);
+	sqlite3_bind_text(s, 7, v->opt.mountpoint ? "mount" : "client", -1, SQLITE_STATIC);
+	if (v->opt.mountpoint)
+		sqlite3_bind_text(s, 8, v->opt.mountpoint, -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	sqlite3_finalize(s);
 	return rc == SQLITE_DONE ? 1 : vol_db_errno(rc);
