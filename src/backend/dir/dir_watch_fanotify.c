@@ -274,9 +274,10 @@ static void decode(struct dir_watch *w, const struct file_handle *fh, unsigned w
 	close(fd);
 }
 
-static void handle(struct dir_watch *w, const struct fanotify_event_metadata *m)
+/* M: the event's metadata; Q..END: its information records. */
+static void handle(struct dir_watch *w, const struct fanotify_event_metadata *m,
+		   const char *q, const char *end)
 {
-	const char *q = (const char *)m + m->metadata_len, *end = (const char *)m + m->event_len;
 	const struct file_handle *dfh = NULL, *fh = NULL;
 	const char *name = NULL;
 	unsigned what = 0;
@@ -335,17 +336,25 @@ static void handle(struct dir_watch *w, const struct fanotify_event_metadata *m)
 static int fan_drain(struct dir_watch *w)
 {
 	char buf[65536] __attribute__((aligned(__alignof__(struct fanotify_event_metadata))));
-	const struct fanotify_event_metadata *m;
 	ssize_t n = read(w->fd, buf, sizeof(buf));
+	const char *q = buf;
 
 	if (n < 0)
 		return errno == EINTR || errno == EAGAIN ? 0 : -errno;
-	for (m = (const void *)buf; FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
-		if (m->vers != FANOTIFY_METADATA_VERSION)
+	/* Records are only 4-byte aligned (names are padded to 4): the
+	 * metadata (with its 64-bit mask) is copied out before use. */
+	while (buf + n - q >= (ssize_t)sizeof(struct fanotify_event_metadata)) {
+		struct fanotify_event_metadata m;
+
+		memcpy(&m, q, sizeof(m));
+		if (m.vers != FANOTIFY_METADATA_VERSION)
 			return -EPROTO;
-		if (m->fd >= 0)            /* not with FAN_REPORT_FID; to be sure */
-			close(m->fd);
-		handle(w, m);
+		if (m.event_len < sizeof(m) || m.event_len > (size_t)(buf + n - q))
+			break;
+		if (m.fd >= 0)             /* not with FAN_REPORT_FID; to be sure */
+			close(m.fd);
+		handle(w, &m, q + m.metadata_len, q + m.event_len);
+		q += m.event_len;
 	}
 	return 0;
 }
