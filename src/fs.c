@@ -22,6 +22,22 @@ void eddy_ctx_self(struct eddy_ctx *c)
 	c->ngroups = -1;
 }
 
+int eddy_fill_dot(eddy_fill_fn fill, void *buf, const char *name, uint64_t ino, uint64_t next,
+		  bool plus)
+{
+	struct eddy_entry e;
+	struct stat st;
+
+	memset(&st, 0, sizeof(st));
+	st.st_ino = ino;
+	st.st_mode = S_IFDIR;
+	if (!plus)
+		return fill(buf, name, &st, NULL, next);
+	memset(&e, 0, sizeof(e));
+	e.attr = st;
+	return fill(buf, name, &st, &e, next);
+}
+
 /* Supplementary groups of PID from /proc when the frontend did not pass them. */
 static bool proc_in_group(pid_t pid, gid_t gid)
 {

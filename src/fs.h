@@ -105,7 +105,8 @@ enum eddy_setattr_mask {
 typedef int (*eddy_fill_fn)(void *buf, const char *name, const struct stat *st,
 			    const struct eddy_entry *entry, uint64_t next);
 
-/* Counters an implementation can report (eddyfs stats). */
+/* Counters an implementation can report (eddyfs stats); a KEY starting
+** with '#' is a line of text (VALUE ignored). */
 typedef void (*eddy_stat_fn)(void *arg, const char *key, long long value);
 
 struct eddy_fs_ops {
@@ -252,10 +253,24 @@ struct eddy_fs {
 ** with default_permissions so that the kernel checks them. */
 #define EDDY_FS_KERNEL_PERMISSIONS 1u
 
+/* Directory listings need no open handle: readdir cookies stay valid on
+** any handle of the directory, and the implementation tells the kernel of
+** every change to a listing it may cache (events). The frontend then lets
+** the kernel skip OPENDIR/RELEASEDIR (and cache listings across opens) when
+** the kernel also checks permissions; readdir and fsyncdir then get a
+** handle opened for that one request. Layers clear it. */
+#define EDDY_FS_STATELESS_DIRS 2u
+
 /* The base of every open file or directory handle; embedded first. */
 struct eddy_file {
 	uint64_t ino;
 };
+
+/* Hands "." or ".." (NAME) of inode INO to FILL with cookie NEXT: the
+** inode number and directory type only, and no reference (readdirplus
+** gets an entry with ino 0 in it). Returns what FILL returns. */
+int eddy_fill_dot(eddy_fill_fn fill, void *buf, const char *name, uint64_t ino, uint64_t next,
+		  bool plus);
 
 /* A context for calls made by the daemon itself (tests, the CLI client). */
 void eddy_ctx_self(struct eddy_ctx *c);

@@ -3,7 +3,8 @@
 ** default), refuse bad requests before touching anything, then serve the
 ** mount in the foreground or as a background daemon that reports back
 ** only once the mount answers. The source is a backing directory (the dir
-** backend) or "mem:[params]" (the mem backend: a RAM filesystem).
+** backend), "mem:[params]" (the mem backend: a RAM filesystem) or
+** "sqlite:<volume-dir>" (the volume backend: a volume made by eddyfs format).
 */
 #include <dirent.h>
 #include <errno.h>
@@ -23,6 +24,7 @@
 #include "cli.h"
 #include "../backend/dir/dir.h"
 #include "../backend/mem/mem.h"
+#include "../backend/volume/vol.h"
 #include "../fuse/frontend.h"
 #include "../util/log.h"
 #include "../layer/queue/queue.h"
@@ -33,11 +35,15 @@
 static const char mount_usage[] =
 	"Usage: eddyfs mount [options] <backing-dir> <mountpoint>\n"
 	"       eddyfs mount [options] mem:[size=N,inodes=N] <mountpoint>\n"
+	"       eddyfs mount [options] sqlite:<volume-dir> <mountpoint>\n"
 	"\n"
 	"Expose <backing-dir> at <mountpoint> through FUSE, or with mem: a new\n"
 	"filesystem that lives in RAM only (gone at unmount). mem: parameters:\n"
 	"size=N[K|M|G|T] (data, xattrs and symlinks; default: physical RAM),\n"
 	"inodes=N[K|M|G] (default: no limit); past a limit: ENOSPC.\n"
+	"With sqlite: the volume made by eddyfs format in <volume-dir>: metadata\n"
+	"in its SQLite database, data in its block folder; one mount at a time.\n"
+	"Data written is durable once close(2) or fsync(2) returned.\n"
 	"\n"
 	"Options (flag beats environment variable beats default):\n"
 	"  --client-id ID   name of this client; names the log file\n"
@@ -67,7 +73,7 @@ static const char mount_usage[] =
 	"                     (CAP_SYS_ADMIN; refused if it cannot be set up)\n"
 	"                   inotify: a watch per directory the kernel knows\n"
 	"                   poll:<ms>: no events, behaves as ttl:<ms>;\n"
-	"                   refused with mem:\n"
+	"                   refused with mem: and sqlite:\n"
 	"  --locks=L        shared: fcntl/flock locks conflict across mounts and\n"
 	"                   with plain processes on the backing files; an owner's\n"
 	"                   byte-range locks go when the open file it used is\n"
@@ -76,7 +82,7 @@ static const char mount_usage[] =
 	"                   descriptor of the file drops them; one more round\n"
 	"                   trip per close)\n"
 	"                   local: the kernel keeps locks per mount [EDDYFS_LOCKS]\n"
-	"                   (mem: always local: one mount is all there is)\n"
+	"                   (mem:, sqlite: always local: one mount is all there is)\n"
 	"  --writeback-cache  let the kernel buffer writes (faster small writes;\n"
 	"                   only for backing dirs nobody else writes)\n"
 	"                   [EDDYFS_WRITEBACK_CACHE=1]\n"
@@ -121,7 +127,8 @@ static const char mount_usage[] =
 	"Refused with exit status 2, touching nothing: a missing or non-directory\n"
 	"backing dir or mountpoint, a non-empty mountpoint, a mountpoint that is\n"
 	"already a mount, a backing dir inside the mountpoint or the reverse,\n"
-	"bad mem: parameters.\n"
+	"bad mem: parameters; with sqlite: a directory that is not a volume, a\n"
+	"volume of a newer format, a corrupt database, a volume already mounted.\n"
 	"In the foreground, SIGINT and SIGTERM unmount cleanly (exit status 0).\n";
 
 struct mount_args {
@@ -142,6 +149,7 @@ struct mount_args {
 	char queue_config_abs[PATH_MAX];
 	struct mount_chaos chaos;
 	bool mem;                  /* source "mem:[params]": the mem backend */
+	bool vol;                  /* source "sqlite:<dir>": the volume backend */
 	struct mem_options mopt;
 	char backing[PATH_MAX];
 	char mountpoint[PATH_MAX];
@@ -232,7 +240,8 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		}
 	}
 	if (argc - optind != 2) {
-		cli_error("mount needs <backing-dir>|mem: <mountpoint> (see eddyfs mount --help)");
+		cli_error("mount needs <backing-dir>|mem:|sqlite:<dir> <mountpoint> "
+			  "(see eddyfs mount --help)");
 		return EXIT_USAGE;
 	}
 	if (f_log && f_dir) {
@@ -345,6 +354,20 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 			return EXIT_USAGE;
 		}
 		snprintf(a->backing, sizeof(a->backing), "mem:");
+	} else if (strncmp(argv[optind], "sqlite:", 7) == 0) {
+		a->vol = true;
+		if (!argv[optind][7]) {
+			cli_error("sqlite: needs the volume directory: sqlite:<dir>");
+			return EXIT_USAGE;
+		}
+		if (watch) {
+			cli_error("--watch applies to a backing directory, not to sqlite:");
+			return EXIT_USAGE;
+		}
+		if (cli_abspath(argv[optind] + 7, a->backing, sizeof(a->backing)) < 0) {
+			cli_error("path too long or current directory unreadable");
+			return EXIT_USAGE;
+		}
 	} else if (cli_abspath(argv[optind], a->backing, sizeof(a->backing)) < 0) {
 		cli_error("path too long or current directory unreadable");
 		return EXIT_USAGE;
@@ -465,9 +488,15 @@ static int cache_policy(const struct mount_args *a, struct dir_options *o, bool 
 	return 0;
 }
 
-/* --coherence for mem: (nothing changes behind its back, so events means
-** day-long caches with nothing to watch). */
-static int mem_cache_policy(const struct mount_args *a, struct mem_options *o)
+/* The cache policy fields of a backend that owns its inodes. */
+struct own_cache {
+	double *entry, *attr, *negative;
+	bool *keep_cache, *cache_readdir;
+};
+
+/* --coherence for mem: and sqlite: (nothing changes behind their back, so
+** events means day-long caches with nothing to watch). */
+static int own_cache_policy(const struct mount_args *a, const struct own_cache *o)
 {
 	enum coherence mode;
 	double t;
@@ -475,11 +504,27 @@ static int mem_cache_policy(const struct mount_args *a, struct mem_options *o)
 
 	if ((r = parse_coherence(a, &mode, &t)) || mode == COH_EVENTS)
 		return r;
-	o->entry_timeout = o->attr_timeout = o->negative_timeout = t;
-	o->cache_readdir = false;
+	*o->entry = *o->attr = *o->negative = t;
+	*o->cache_readdir = false;
 	if (mode == COH_OFF)
-		o->keep_cache = false;
+		*o->keep_cache = false;
 	return 0;
+}
+
+static int mem_cache_policy(const struct mount_args *a, struct mem_options *o)
+{
+	struct own_cache c = { &o->entry_timeout, &o->attr_timeout, &o->negative_timeout,
+			       &o->keep_cache, &o->cache_readdir };
+
+	return own_cache_policy(a, &c);
+}
+
+static int vol_cache_policy(const struct mount_args *a, struct vol_options *o)
+{
+	struct own_cache c = { &o->entry_timeout, &o->attr_timeout, &o->negative_timeout,
+			       &o->keep_cache, &o->cache_readdir };
+
+	return own_cache_policy(a, &c);
 }
 
 static int check_dir(const char *what, const char *path, char *real)
@@ -535,7 +580,7 @@ static int check_request(struct mount_args *a)
 
 	if (a->mem)
 		snprintf(rb, sizeof(rb), "%s", a->backing);
-	else if ((r = check_dir("backing directory", a->backing, rb)))
+	else if ((r = check_dir(a->vol ? "volume" : "backing directory", a->backing, rb)))
 		return r;
 	if ((r = check_dir("mountpoint", a->mountpoint, rm)))
 		return r;
@@ -561,6 +606,14 @@ static int check_request(struct mount_args *a)
 		else
 			cli_error("mountpoint %s is not empty", a->mountpoint);
 		return EXIT_USAGE;
+	}
+	if (a->vol) {
+		char why[512];
+
+		if (vol_check(rb, why, sizeof(why)) < 0) {
+			cli_error("%s", why);
+			return EXIT_USAGE;
+		}
 	}
 	memcpy(a->backing, rb, sizeof(rb));
 	memcpy(a->mountpoint, rm, sizeof(rm));
@@ -593,6 +646,18 @@ static int open_log(const struct mount_args *a)
 	return fd;
 }
 
+/* Opening the filesystem failed: say why (log, and the waiting parent or
+** the terminal); the daemon's exit status. */
+static int open_failed(struct eddy_log *log, int ready_fd, const char *err)
+{
+	eddy_log_write(log, EDDY_LOG_ERROR, "%s", err);
+	if (ready_fd >= 0)
+		dprintf(ready_fd, "error: %s\n", err);
+	else
+		cli_error("%s", err);
+	return 1;
+}
+
 static void chaos_log_line(void *arg, const char *line)
 {
 	eddy_log_write(arg, EDDY_LOG_INFO, "%s", line);
@@ -602,6 +667,7 @@ static void chaos_log_line(void *arg, const char *line)
 static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 {
 	struct eddy_frontend_opts fo = { 0 };
+	char fsname[PATH_MAX + 8];
 	struct dir_options dopt;
 	struct eddy_fs *fs;
 	struct eddy_log log;
@@ -609,6 +675,7 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 	char err[512];
 	int r;
 
+	snprintf(fsname, sizeof(fsname), "sqlite:%s", a->backing);
 	eddy_log_init(&log, log_fd, a->debug ? EDDY_LOG_DEBUG : EDDY_LOG_INFO, a->client_id);
 	/* The umask of new objects is the caller's, applied by the backend. */
 	umask(0);
@@ -625,6 +692,12 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 
 		mem_cache_policy(a, &mopt);
 		r = mem_fs_open(&mopt, &fs, err, sizeof(err));
+	} else if (a->vol) {
+		struct vol_options vopt;
+
+		vol_options_default(&vopt);
+		vol_cache_policy(a, &vopt);
+		r = vol_fs_open(a->backing, &vopt, &fs, err, sizeof(err));
 	} else {
 		dir_options_default(&dopt);
 		cache_policy(a, &dopt, &fo.notify);
@@ -638,14 +711,8 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 		}
 		r = dir_fs_open(a->backing, &dopt, &fs, err, sizeof(err));
 	}
-	if (r < 0) {
-		eddy_log_write(&log, EDDY_LOG_ERROR, "%s", err);
-		if (ready_fd >= 0)
-			dprintf(ready_fd, "error: %s\n", err);
-		else
-			cli_error("%s", err);
-		return 1;
-	}
+	if (r < 0)
+		return open_failed(&log, ready_fd, err);
 	if (a->queues) {
 		struct queue_options qo = { .root_queues = a->queues == 1,
 					    .config = a->queue_config,
@@ -654,12 +721,7 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 
 		if (queue_fs_open(fs, &qo, &qfs, err, sizeof(err)) < 0) {
 			fs->ops->destroy(fs);
-			eddy_log_write(&log, EDDY_LOG_ERROR, "%s", err);
-			if (ready_fd >= 0)
-				dprintf(ready_fd, "error: %s\n", err);
-			else
-				cli_error("%s", err);
-			return 1;
+			return open_failed(&log, ready_fd, err);
 		}
 		fs = qfs;
 		/* Reaped queues and pops reach the kernel through the notifier. */
@@ -673,17 +735,12 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 		co.log_arg = &log;
 		if (chaos_fs_open(fs, &co, &cfs, err, sizeof(err)) < 0) {
 			fs->ops->destroy(fs);
-			eddy_log_write(&log, EDDY_LOG_ERROR, "%s", err);
-			if (ready_fd >= 0)
-				dprintf(ready_fd, "error: %s\n", err);
-			else
-				cli_error("%s", err);
-			return 1;
+			return open_failed(&log, ready_fd, err);
 		}
 		fs = cfs;
 	}
 	fo.mountpoint = a->mountpoint;
-	fo.fsname = a->backing;
+	fo.fsname = a->vol ? fsname : a->backing;
 	fo.fuse_opts = a->fuse_opts;
 	fo.threads = (int)a->threads;
 	fo.debug = a->debug;
@@ -788,6 +845,13 @@ int cmd_mount(int argc, char **argv)
 		struct mem_options mopt = a.mopt;
 
 		r = mem_cache_policy(&a, &mopt);
+		if (r)
+			return r;
+	} else if (a.vol) {
+		struct vol_options vopt;
+
+		vol_options_default(&vopt);
+		r = vol_cache_policy(&a, &vopt);
 		if (r)
 			return r;
 	} else {

@@ -16,11 +16,15 @@ static const char usage[] =
 	"                            expose a directory at a mountpoint\n"
 	"  mount [options] mem:[size=N,inodes=N] <mountpoint>\n"
 	"                            mount a new filesystem that lives in RAM\n"
+	"  mount [options] sqlite:<volume-dir> <mountpoint>\n"
+	"                            mount a volume (see format)\n"
+	"  format [options] <dir>    make a new volume: SQLite metadata and a\n"
+	"                            block folder\n"
 	"  umount --mount P [--mount P ...] | --mount-base D\n"
 	"                            unmount eddyfs mounts, wait for their daemons\n"
 	"  stats --mount P           print a running mount's counters\n"
-	"  chaos show|set|clear --mount P [knob=value ...]\n"
-	"                            inspect or change a chaos mount's knobs\n"
+	"  chaos show|set|fault|clear|partition|heal|drop-unsynced|crash --mount P\n"
+	"                            control a chaos client at run time\n"
 	"  trace [--html OUT] LOG...  merge chaos clients' decision logs into a\n"
 	"                            timeline (text, or an HTML page)\n"
 	"\n"
@@ -50,6 +54,8 @@ int main(int argc, char **argv)
 		return cmd_mount(argc - 1, argv + 1);
 	if (!strcmp(cmd, "umount"))
 		return cmd_umount(argc - 1, argv + 1);
+	if (!strcmp(cmd, "format"))
+		return cmd_format(argc - 1, argv + 1);
 	if (!strcmp(cmd, "stats"))
 		return cmd_stats(argc - 1, argv + 1);
 	if (!strcmp(cmd, "chaos"))

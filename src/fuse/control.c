@@ -38,8 +38,8 @@ static void report_line(void *arg, const char *key, long long value)
 	struct report_buf *b = arg;
 	int n;
 
-	if (b->cap - b->len < 128) {
-		size_t cap = b->cap * 2 + 1024;
+	if (b->cap - b->len < 128 + strlen(key)) {
+		size_t cap = b->cap * 2 + 1024 + strlen(key);
 		char *p = realloc(b->p, cap);
 
 		if (!p)
@@ -47,7 +47,11 @@ static void report_line(void *arg, const char *key, long long value)
 		b->p = p;
 		b->cap = cap;
 	}
-	n = snprintf(b->p + b->len, b->cap - b->len, "%s %lld\n", key, value);
+	/* a key starting with '#' is a comment line (text, no value) */
+	if (key[0] == '#')
+		n = snprintf(b->p + b->len, b->cap - b->len, "%s\n", key);
+	else
+		n = snprintf(b->p + b->len, b->cap - b->len, "%s %lld\n", key, value);
 	if (n > 0)
 		b->len += (size_t)n;
 }

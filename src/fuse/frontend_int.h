@@ -24,6 +24,7 @@ struct eddy_frontend {
 	const struct eddy_frontend_opts *opt;
 	bool privileged;           /* daemon runs as root: pass caller groups */
 	bool kernel_permissions;   /* default_permissions: the kernel checks */
+	bool no_opendir;           /* OPENDIR answered ENOSYS (STATELESS_DIRS) */
 	atomic_long nerrors;
 	struct fe_notifier *notifier;  /* NULL: no change news */
 	struct fe_waits *waits;        /* NULL: the implementation has no poll */

@@ -196,6 +196,10 @@ void fe_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len
 	struct eddy_frontend *fe = fe_of(req);
 
 	(void)ino;
+	if (!fe->fs->ops->fallocate) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
 	reply_status(req, fe->fs->ops->fallocate(fe->fs, fe_file(fi), mode, off, len));
 }
 
@@ -208,6 +212,10 @@ void fe_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 
 	(void)ino_in;
 	(void)ino_out;
+	if (!fe->fs->ops->copy_file_range) {
+		fuse_reply_err(req, ENOSYS);    /* the kernel copies by read/write */
+		return;
+	}
 	n = fe->fs->ops->copy_file_range(fe->fs, fe_file(fi_in), off_in, fe_file(fi_out), off_out,
 					 len, flags);
 	if (n < 0)
@@ -259,6 +267,10 @@ void fe_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse
 	off_t r;
 
 	(void)ino;
+	if (!fe->fs->ops->lseek) {
+		fuse_reply_err(req, ENOSYS);    /* the kernel's generic lseek */
+		return;
+	}
 	r = fe->fs->ops->lseek(fe->fs, fe_file(fi), off, whence);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
@@ -276,6 +288,11 @@ void fe_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct eddy_ctx c;
 	int err;
 
+	if (fe->no_opendir) {
+		/* the kernel keeps and caches listings without a handle */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	fe_ctx(req, &c, false);
 	err = fe->fs->ops->opendir(fe->fs, &c, ino, &f, &how);
 	if (err) {
@@ -358,23 +375,47 @@ static int fill_entry(void *arg, const char *name, const struct stat *st,
 	return 0;
 }
 
-static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi,
-		       bool plus)
+/* The directory handle of a request: the one OPENDIR made, or (no
+** OPENDIR: EDDY_FS_STATELESS_DIRS) one opened for this request only. */
+static int dir_handle(struct eddy_frontend *fe, const struct eddy_ctx *c, fuse_ino_t ino,
+		      struct fuse_file_info *fi, struct eddy_file **d, bool *temp)
+{
+	struct eddy_open how;
+
+	*d = fi ? fe_file(fi) : NULL;
+	*temp = !*d;
+	if (*d)
+		return 0;
+	return fe->fs->ops->opendir(fe->fs, c, ino, d, &how);
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
 {
 	struct eddy_frontend *fe = fe_of(req);
 	struct fill_state s = { .req = req, .fe = fe, .size = size };
-	uint64_t ino = fe_file(fi)->ino;
 	uint64_t seq = fe_seq(fe, ino);
+	struct eddy_file *d;
 	struct eddy_ctx c;
+	bool temp;
 	int err;
 
+	fe_ctx(req, &c, false);
+	err = dir_handle(fe, &c, ino, fi, &d, &temp);
+	if (err) {
+		reply_status(req, err);
+		return;
+	}
 	s.buf = malloc(size ? size : 1);
 	if (!s.buf) {
+		if (temp)
+			fe->fs->ops->releasedir(fe->fs, d);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	fe_ctx(req, &c, false);
-	err = fe->fs->ops->readdir(fe->fs, &c, fe_file(fi), (uint64_t)off, plus, fill_entry, &s);
+	err = fe->fs->ops->readdir(fe->fs, &c, d, (uint64_t)off, plus, fill_entry, &s);
+	if (temp)
+		fe->fs->ops->releasedir(fe->fs, d);
 	if (err && s.pos == 0) {
 		fuse_reply_err(req, -err);
 	} else if (fuse_reply_buf(req, s.buf, s.pos) == -ENOENT) {
@@ -401,15 +442,13 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_
 void fe_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi)
 {
-	(void)ino;
-	do_readdir(req, size, off, fi, false);
+	do_readdir(req, ino, size, off, fi, false);
 }
 
 void fe_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	(void)ino;
-	do_readdir(req, size, off, fi, true);
+	do_readdir(req, ino, size, off, fi, true);
 }
 
 void fe_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -424,7 +463,17 @@ void fe_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void fe_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct eddy_frontend *fe = fe_of(req);
+	struct eddy_file *d;
+	struct eddy_ctx c;
+	bool temp;
+	int err;
 
-	(void)ino;
-	reply_status(req, fe->fs->ops->fsyncdir(fe->fs, fe_file(fi), datasync != 0));
+	fe_ctx(req, &c, false);
+	err = dir_handle(fe, &c, ino, fi, &d, &temp);
+	if (err == 0) {
+		err = fe->fs->ops->fsyncdir(fe->fs, d, datasync != 0);
+		if (temp)
+			fe->fs->ops->releasedir(fe->fs, d);
+	}
+	reply_status(req, err);
 }

@@ -96,6 +96,12 @@ static void fe_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 	else
 		conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* No OPENDIR/RELEASEDIR round trip per opendir(3) when listings need no
+	 * handle: git status and find open every directory they walk. */
+	if (fe->no_opendir && (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT))
+		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+	else
+		fe->no_opendir = false;
 	conn->want &= conn->capable;
 	atomic_store(&fe->writeback, (conn->want & FUSE_CAP_WRITEBACK_CACHE) != 0);
 	conn->max_background = 64;
@@ -364,6 +370,9 @@ int eddy_frontend_run(struct eddy_fs *fs, const struct eddy_frontend_opts *o)
 	fe.kernel_permissions = (fs->flags & EDDY_FS_KERNEL_PERMISSIONS) ||
 				(o->fuse_opts && (has_opt(o->fuse_opts, "allow_other") ||
 						  has_opt(o->fuse_opts, "default_permissions")));
+	/* opendir is where a backend that checks permissions itself refuses an
+	 * unreadable directory: skip it only when the kernel checks them. */
+	fe.no_opendir = (fs->flags & EDDY_FS_STATELESS_DIRS) && fe.kernel_permissions;
 	if (node_table_init(&fe.nodes) < 0) {
 		notify_ready(o->ready_fd, "error: out of memory\n");
 		return 1;

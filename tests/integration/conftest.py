@@ -10,9 +10,10 @@ Public API (used by every test module in this folder):
     workdir       -> pathlib.Path, per-test work dir under /var/tmp (0755,
                      traversable by every uid); everything in it is removed
                      after the test once nothing is mounted below it
-    backend       -> "dir" (default) or "mem": what make_mount() mounts when
-                     no backing is given. A test runs on both backends with
-                     the @both_backends mark (indirect parametrization).
+    backend       -> "dir" (default), "mem" or "volume": what make_mount()
+                     mounts when no backing is given. A test runs on every
+                     backend with the @all_backends mark (indirect
+                     parametrization; @both_backends is the same mark).
     make_mount    -> factory make_mount(backing=None,
                          options=("allow_other", "default_permissions"),
                          extra_args=(), env=None, as_user=None,
@@ -23,9 +24,16 @@ Public API (used by every test module in this folder):
                      backing "mem:" or "mem:size=..." mounts the mem backend:
                      then Mount.backend == "mem" and Mount.backing is None
                      (there is no backing directory to look at)
+                     backing "sqlite:<dir>" mounts a volume: Mount.backend ==
+                     "volume", Mount.backing is None, Mount.volume the dir;
+                     backend "volume" without a backing formats a fresh one
+                     with 4 KiB blocks (make_volume formats others)
     mount         -> make_mount() with defaults (on the `backend` fixture)
     native_dir    -> plain Path dir (0755) on the same filesystem as backings
-                     (backend "mem": on a fresh tmpfs, the fs mem imitates)
+                     (backend "mem" or "volume": on a fresh tmpfs, whose
+                     xattr and hole rules both follow)
+    make_volume   -> make_volume(*format_args, as_user=None) -> Path of a
+                     freshly formatted volume dir (eddyfs format)
     run_eddy      -> run_eddy(*args, env=None, as_user=None, check=None)
                      -> CompletedProcess (text, captured), with sanitizer env
     spawn         -> spawn(argv, **popen_kw) -> Popen, killed at teardown
@@ -34,9 +42,10 @@ Public API (used by every test module in this folder):
                      concurrent pytest session ends
 
   module-level helpers (from conftest import ...)
-    both_backends                            mark: run a test on "dir" and
-                                             on "mem" (through `backend`)
+    all_backends (alias both_backends)       mark: run a test on "dir", "mem"
+                                             and "volume" (through `backend`)
     MEM                                      "mem:", the mem backend source
+    SQLITE                                   "sqlite:", the volume source prefix
     run_as(uid, gid, fn, *args, groups=())   run fn in a forked child with
                                              those credentials, return its
                                              result / re-raise its exception
@@ -81,10 +90,13 @@ WORK_ROOT = Path(os.environ.get("EDDYFS_TEST_WORKROOT", "/var/tmp/eddyfs-it"))
 DEFAULT_OPTIONS = ("allow_other", "default_permissions")
 _DEFAULT = object()
 MEM = "mem:"
-BACKENDS = ("dir", "mem")
+SQLITE = "sqlite:"
+BACKENDS = ("dir", "mem", "volume")
 # Runs a test once per backend: the `backend` fixture, and with it `mount`
 # and make_mount() without a backing, take each value in turn.
-both_backends = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+all_backends = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+# The name from when there were two; the same mark.
+both_backends = all_backends
 
 # Upper bounds for *waiting* on conditions (never used as pass/fail timing
 # thresholds).  ASan builds start slowly, so be generous.
@@ -613,8 +625,11 @@ class Mount:
         self._ctx = ctx
         self.eddy_bin = eddy_bin
         self.source = str(backing)
-        self.backend = "mem" if self.source.startswith(MEM) else "dir"
+        self.backend = ("mem" if self.source.startswith(MEM) else
+                        "volume" if self.source.startswith(SQLITE) else "dir")
         self.backing = Path(backing) if self.backend == "dir" else None
+        self.volume = (Path(self.source[len(SQLITE):]) if self.backend == "volume"
+                       else None)
         self.mnt = Path(mnt)
         self.log = Path(log)
         self.as_user = as_user
@@ -717,7 +732,7 @@ def _mkdir_traversable(p):
 
 @pytest.fixture
 def backend(request):
-    """"dir" unless a test is parametrized (both_backends)."""
+    """"dir" unless a test is parametrized (all_backends)."""
     return getattr(request, "param", "dir")
 
 
@@ -741,11 +756,16 @@ def make_mount(_ctx, eddy_bin, dev_fuse_access, backend):
             dev_fuse_access.open_up()
         if backing is None and backend == "mem":
             backing = MEM
+        if backing is None and backend == "volume":
+            # 4 KiB blocks: holes with the granularity of tmpfs, the native
+            # reference, so that the generic scenarios apply unchanged
+            backing = SQLITE + str(_format_volume(_ctx, eddy_bin, n,
+                                                  ("--block-size", "4K"), as_user))
         if backing is None:
             backing = _mkdir_traversable(_ctx.root / f"backing{n}")
             if as_user is not None:
                 os.chown(backing, as_user, _gid_for(as_user))
-        if not str(backing).startswith(MEM):
+        if not str(backing).startswith((MEM, SQLITE)):
             backing = Path(backing)
         if mnt is None:
             mnt = _mkdir_traversable(_ctx.root / f"mnt{n}")
@@ -784,6 +804,29 @@ def make_mount(_ctx, eddy_bin, dev_fuse_access, backend):
     return factory
 
 
+def _format_volume(ctx, eddy_bin, n, args, as_user):
+    """A new volume <workdir>/volume<n>, formatted by AS_USER (the owner of
+    its root directory and its files) or root."""
+    vol = _mkdir_traversable(ctx.root / f"volume{n}")
+    argv = [eddy_bin, "format", *[str(a) for a in args], str(vol)]
+    if as_user is None:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=CMD_TIMEOUT,
+                           env=ctx.sanitizer_env())
+    else:
+        os.chown(vol, as_user, _gid_for(as_user))
+        r = run_as_cmd(as_user, _gid_for(as_user), argv, env=ctx.sanitizer_env())
+    assert r.returncode == 0, f"eddyfs format {vol} failed: {r.stderr}"
+    return vol
+
+
+@pytest.fixture
+def make_volume(_ctx, eddy_bin):
+    """make_volume(*format_args, as_user=None) -> Path of a new volume."""
+    def make(*args, as_user=None):
+        return _format_volume(_ctx, eddy_bin, f"v{next(_ctx.n)}", args, as_user)
+    return make
+
+
 def _read(p):
     try:
         return Path(p).read_text(errors="replace")[-4000:]
@@ -800,9 +843,11 @@ def mount(make_mount):
 def native_dir(_ctx, backend):
     """The native reference of the backend under test: a plain directory
     on the filesystem of the backing dirs (dir), or on a fresh tmpfs (mem,
-    which behaves like tmpfs: RAM, no per-inode xattr limit, 4 KiB holes)."""
+    which behaves like tmpfs: RAM, no per-inode xattr limit, 4 KiB holes;
+    volume, which has no per-inode xattr limit and, formatted with 4 KiB
+    blocks, 4 KiB holes)."""
     base = _ctx.root
-    if backend == "mem":
+    if backend in ("mem", "volume"):
         base = _mkdir_traversable(_ctx.root / "native-tmpfs")
         subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "eddyfs-native",
                         str(base)], check=True, timeout=CMD_TIMEOUT)
@@ -812,7 +857,7 @@ def native_dir(_ctx, backend):
         n += 1
         d = base / f"native{n}"
     yield _mkdir_traversable(d)
-    if backend == "mem":
+    if backend in ("mem", "volume"):
         subprocess.run(["umount", "-l", str(base)], timeout=CMD_TIMEOUT)
 
 

@@ -663,6 +663,8 @@ def test_fault_rules_by_op_path_and_count(make_mount):
     assert outcomes == ["EDQUOT", "ok", "EDQUOT", "ok"]
     st = a.stats()
     assert st["chaos_rule_1_fired"] == 2 and st["chaos_rule_1_matched"] == 6
+    shown = a.run("chaos", "show", "--mount", a.mnt).stdout
+    assert "# chaos rule 1: op=write,path=logs/*.log,after=2,count=2" in shown
     assert st["chaos_rule_2_fired"] == 1
 
 
@@ -865,3 +867,66 @@ def test_partition_hard_holds_requests_until_healed(make_mount):
     assert a.run("chaos", "heal", "--mount", a.mnt).returncode == 0
     t.join(timeout=60)
     assert got["data"] == b"old"
+
+
+# --------------------------------------------------------------------------
+# concurrency
+
+
+def _stress_worker(mnt, seed, seconds):
+    import random
+    import time
+    r = random.Random(seed)
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        p = os.path.join(mnt, "d%d" % r.randrange(3), "f%d" % r.randrange(8))
+        op = r.randrange(7)
+        try:
+            if op == 0:
+                os.makedirs(os.path.dirname(p), exist_ok=True)
+            elif op == 1:
+                with open(p, "ab") as f:
+                    f.write(os.urandom(r.randrange(1, 5000)))
+            elif op == 2:
+                os.unlink(p)
+            elif op == 3:
+                os.rename(p, p + "x")
+            elif op == 4:
+                with open(p, "rb") as f:
+                    f.read()
+            elif op == 5:
+                os.listdir(os.path.dirname(p))
+            else:
+                os.truncate(p, r.randrange(100))
+        except OSError:
+            pass
+        n += 1
+    return n
+
+
+def test_clients_racing_converge_once_published(make_mount):
+    """Four processes on two chaos clients (delays, TTLs, drops) race on
+    the same names; once both publish everything and stop caching, both
+    see exactly the backing directory. Sanitizers check the daemons."""
+    import multiprocessing
+    knobs = ["meta-ttl=100", "write-delay=50", "rename-delay=50", "drop-prob=0.02"]
+    a, b = two_clients(make_mount, a_knobs=knobs, b_knobs=knobs)
+    a.allow_log_errors = b.allow_log_errors = True
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        ops = pool.starmap(_stress_worker, [(a.mnt, 1, 5), (a.mnt, 2, 5),
+                                            (b.mnt, 3, 5), (b.mnt, 4, 5)])
+    assert sum(ops) > 100
+    for m in (a, b):
+        assert m.run("chaos", "clear", "--mount", m.mnt).returncode == 0
+
+    def files(root):
+        out = {}
+        for dp, dn, fn in os.walk(root):
+            dn[:] = [d for d in dn if d != ".eddyfs-chaos"]
+            for n in fn:
+                out[os.path.relpath(os.path.join(dp, n), root)] = read(os.path.join(dp, n))
+        return out
+    truth = files(a.backing)
+    assert files(a.mnt) == truth
+    assert files(b.mnt) == truth

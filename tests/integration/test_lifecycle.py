@@ -1,5 +1,5 @@
 """Mount lifecycle: foreground mounts and the ways they end, data
-persistence, and mounts by an ordinary user. The tests marked both_backends
+persistence, and mounts by an ordinary user. The tests marked all_backends
 also run on the mem backend, where the data ends with the mount (no backing
 directory to check afterwards)."""
 
@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from conftest import (CMD_TIMEOUT, MEM, both_backends, is_mounted,
+from conftest import (CMD_TIMEOUT, MEM, all_backends, is_mounted,
                       mkdir_traversable, mount_fstype, pid_alive, run_as,
                       run_as_cmd, sanitizer_findings, wait_for)
 
@@ -90,7 +90,7 @@ def _check_backing(fg):
     assert os.readlink(fg.backing / "link") == "before"
 
 
-@both_backends
+@all_backends
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT],
                          ids=["SIGTERM", "SIGINT"])
 def test_foreground_signal(fg_mount, sig):
@@ -105,7 +105,7 @@ def test_foreground_signal(fg_mount, sig):
     fg.check_clean()
 
 
-@both_backends
+@all_backends
 def test_foreground_signal_while_busy(fg_mount):
     """SIGTERM while a file is open in the mount: the mount is detached at
     once (lazily), the open file keeps working, and the daemon exits 0 once
@@ -134,7 +134,7 @@ def test_foreground_signal_while_busy(fg_mount):
     fg.check_clean()
 
 
-@both_backends
+@all_backends
 @pytest.mark.parametrize("cmd", [["fusermount3", "-u"], ["umount"]],
                          ids=["fusermount3", "umount"])
 def test_foreground_external_unmount(fg_mount, cmd):
@@ -149,7 +149,7 @@ def test_foreground_external_unmount(fg_mount, cmd):
     fg.check_clean()
 
 
-@both_backends
+@all_backends
 def test_foreground_eddyfs_umount(fg_mount, run_eddy):
     fg = fg_mount()
     _use(fg)
@@ -217,7 +217,7 @@ def _user_mount(make_mount):
     return m
 
 
-@both_backends
+@all_backends
 def test_user_mount_unmounted_by_user(make_mount):
     m = _user_mount(make_mount)
     pid = m.pid
@@ -230,7 +230,7 @@ def test_user_mount_unmounted_by_user(make_mount):
         assert (m.backing / "udir" / "moved").read_text() == "hello from nobody"
 
 
-@both_backends
+@all_backends
 def test_user_mount_unmounted_by_root(make_mount):
     m = _user_mount(make_mount)
     pid = m.pid
@@ -242,7 +242,7 @@ def test_user_mount_unmounted_by_root(make_mount):
         assert (m.backing / "udir" / "moved").read_text() == "hello from nobody"
 
 
-@both_backends
+@all_backends
 def test_user_cannot_unmount_root_mount(make_mount, mount):
     """An ordinary user must not be able to unmount root's mount."""
     r = run_as_cmd(USER, GROUP, [mount.eddy_bin, "umount", "--mount", mount.mnt],

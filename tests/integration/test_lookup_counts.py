@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from conftest import both_backends, wait_for
+from conftest import all_backends, wait_for
 
-pytestmark = both_backends
+pytestmark = all_backends
 
 FORGET_WAIT = 10  # bounded wait for the kernel's FORGETs to arrive
 N_FILES = 2000

@@ -2,7 +2,7 @@
 differs from a backing directory: its source and mount options, the size and
 inode limits (statvfs, ENOSPC), sparse files that cost nothing, its counters,
 data that ends with the mount, and the CLI's refusals. Everything generic
-runs on mem: through the both_backends mark of the other modules."""
+runs on mem: through the all_backends mark of the other modules."""
 
 import errno
 import os

@@ -3,7 +3,7 @@ once on an eddyfs mount; the recorded outcomes (return values, errno names,
 meaningful stat fields, listings, xattrs, contents) must be identical, and the
 backing directory must end up like the native directory.
 
-Tests marked both_backends run on the dir backend and on the mem backend (a
+Tests marked all_backends run on the dir backend and on the mem backend (a
 RAM filesystem, which must behave like the native ext4 directory too; it has
 no backing directory to compare).
 """
@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import both_backends
+from conftest import all_backends
 from eddy_conform import (
     FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, RENAME_EXCHANGE,
     RENAME_NOREPLACE, UTIME_NOW, UTIME_OMIT, XATTR_CREATE, XATTR_REPLACE,
@@ -1176,7 +1176,7 @@ def xattr_ops(r):
         os.close(fd)
 
 
-@both_backends
+@all_backends
 def test_xattr_big_values(make_mount, workdir, backend):
     """64 KiB xattr values (ext4 without ea_inode refuses > blocksize, so this
     runs on tmpfs where the native limit is 64 KiB)."""
@@ -1768,7 +1768,7 @@ KNOWN_LIMITS = {
                                             strict=False))
     if n in KNOWN_LIMITS else n
     for n in sorted(SCENARIOS)])
-@both_backends
+@all_backends
 def test_conformance(name, native_dir, mount):
     conform(native_dir, mount, SCENARIOS[name])
 
@@ -1899,7 +1899,7 @@ def _fd_do(dirfd, name, fn):
         os.close(fd)
 
 
-@both_backends
+@all_backends
 def test_deep_paths_beyond_path_max(make_mount, native_dir, workdir, backend):
     # the backing dir path is ~200 chars longer than the mount path
     longdir = workdir
@@ -1937,7 +1937,7 @@ def test_deep_paths_beyond_path_max(make_mount, native_dir, workdir, backend):
             os.close(f)
 
 
-@both_backends
+@all_backends
 def test_names_special_characters(native_dir, mount):
     def scen(r):
         names = ["new\nline", "back\\slash", "\u65e5\u672c\u8a9e\u00e9",
@@ -1985,7 +1985,7 @@ def _ns_worker(d, p, n):
     os._exit(0)
 
 
-@both_backends
+@all_backends
 def test_concurrent_namespace_ops(mount):
     d = os.path.join(mount.mnt, "d")
     os.mkdir(d)
@@ -2033,7 +2033,7 @@ def _append_worker(path, tag, n):
     os._exit(0)
 
 
-@both_backends
+@all_backends
 def test_concurrent_appends_and_pwrites(mount):
     path = os.path.join(mount.mnt, "log")
     wfile(path)

@@ -12,12 +12,12 @@ import stat
 
 import pytest
 
-from conftest import both_backends
+from conftest import all_backends
 from eddy_conform import (
     UTIME_NOW, UTIME_OMIT, conform, hang_guard, statsum, utimensat,  # noqa: F401
 )
 
-pytestmark = both_backends
+pytestmark = all_backends
 
 U1, G1 = 1000, 1000
 U2, G2 = 1001, 1001

@@ -11,10 +11,10 @@ import textwrap
 
 import pytest
 
-from conftest import both_backends, run_as_cmd
+from conftest import all_backends, run_as_cmd
 from eddy_conform import hang_guard, snapshot  # noqa: F401
 
-pytestmark = both_backends
+pytestmark = all_backends
 
 PY = "/usr/bin/python3"
 CMD_TIMEOUT = 600

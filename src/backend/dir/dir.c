@@ -90,6 +90,10 @@ int dir_fs_open(const char *backing, const struct dir_options *o, struct eddy_fs
 		return -ENOMEM;
 	}
 	d->base.ops = &dir_fs_ops;
+	/* Listings cached by the kernel across opens are invalidated by the
+	 * watcher (events mode only). */
+	if (o->cache_readdir && o->watch != DIR_WATCH_NONE)
+		d->base.flags |= EDDY_FS_STATELESS_DIRS;
 	d->opt = *o;
 	if (d->opt.fd_cache == 0)
 		d->opt.fd_cache = default_fd_cache();

@@ -46,38 +46,6 @@ void mem_options_default(struct mem_options *o)
 	o->cache_readdir = true;
 }
 
-/* A number with an optional binary suffix (K, M, G, T); false if bad. */
-static bool parse_size(const char *s, size_t len, uint64_t *out)
-{
-	uint64_t v = 0, mul = 1;
-	size_t i = 0;
-
-	if (len == 0)
-		return false;
-	for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
-		if (v > (UINT64_MAX - 9) / 10)
-			return false;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	if (i == 0)
-		return false;
-	if (i + 1 == len) {
-		switch (s[i]) {
-		case 'k': case 'K': mul = UINT64_C(1) << 10; break;
-		case 'm': case 'M': mul = UINT64_C(1) << 20; break;
-		case 'g': case 'G': mul = UINT64_C(1) << 30; break;
-		case 't': case 'T': mul = UINT64_C(1) << 40; break;
-		default: return false;
-		}
-	} else if (i != len) {
-		return false;
-	}
-	if (v > UINT64_MAX / mul)
-		return false;
-	*out = v * mul;
-	return true;
-}
-
 int mem_options_parse(const char *params, struct mem_options *o, char *err, size_t errlen)
 {
 	const char *p = params;
@@ -94,7 +62,7 @@ int mem_options_parse(const char *params, struct mem_options *o, char *err, size
 				 (int)klen, p);
 			return -EINVAL;
 		}
-		if (!eq || !parse_size(eq + 1, len - klen - 1, &v)) {
+		if (!eq || !eddy_parse_size(eq + 1, len - klen - 1, &v)) {
 			snprintf(err, errlen, "mem: bad parameter '%.*s' (use size=N[K|M|G|T], "
 				 "inodes=N[K|M|G])", (int)len, p);
 			return -EINVAL;
@@ -132,7 +100,8 @@ int mem_fs_open(const struct mem_options *o, struct eddy_fs **out, char *err, si
 		return -ENOMEM;
 	}
 	m->base.ops = &mem_fs_ops;
-	m->base.flags = EDDY_FS_KERNEL_PERMISSIONS;
+	m->base.flags = EDDY_FS_KERNEL_PERMISSIONS |
+			(o->cache_readdir ? EDDY_FS_STATELESS_DIRS : 0);
 	m->opt = *o;
 	m->capacity = o->max_bytes ? o->max_bytes : physical_ram();
 	atomic_init(&m->used_bytes, 0);
@@ -244,7 +213,7 @@ static int mem_statfs(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino
 		      struct statvfs *out)
 {
 	struct mem_fs *m = mem_fs(fs);
-	uint64_t blocks = m->capacity / MEM_PAGE_SIZE, used, files, n;
+	uint64_t blocks = m->capacity / MEM_PAGE_SIZE, used, files, n, bfree;
 
 	(void)c;
 	(void)ino;
@@ -252,16 +221,10 @@ static int mem_statfs(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino
 	pthread_rwlock_rdlock(&m->ns_lock);
 	n = m->ninodes;
 	pthread_rwlock_unlock(&m->ns_lock);
-	memset(out, 0, sizeof(*out));
-	out->f_bsize = MEM_PAGE_SIZE;
-	out->f_frsize = MEM_PAGE_SIZE;
-	out->f_blocks = blocks;
-	out->f_bfree = out->f_bavail = blocks > used ? blocks - used : 0;
+	bfree = blocks > used ? blocks - used : 0;
 	/* without a limit: as many more inodes as free blocks */
-	files = m->opt.max_inodes ? m->opt.max_inodes : n + out->f_bfree;
-	out->f_files = files;
-	out->f_ffree = out->f_favail = files > n ? files - n : 0;
-	out->f_namemax = MEM_NAME_MAX;
+	files = m->opt.max_inodes ? m->opt.max_inodes : n + bfree;
+	eddy_statvfs_fill(out, MEM_PAGE_SIZE, blocks, bfree, files, n);
 	return 0;
 }
 

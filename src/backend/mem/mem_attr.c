@@ -27,14 +27,7 @@
 ** the file is group-executable or the caller is not in its group. */
 void mem_kill_priv(const struct eddy_ctx *c, struct mem_inode *in)
 {
-	mode_t m = in->mode;
-
-	if (!c || c->uid == 0 || in->type != S_IFREG || !(m & (S_ISUID | S_ISGID)))
-		return;
-	m &= ~(mode_t)S_ISUID;
-	if ((m & S_ISGID) && ((m & S_IXGRP) || !eddy_ctx_in_group(c, in->gid)))
-		m &= ~(mode_t)S_ISGID;
-	in->mode = m;
+	in->mode = eddy_mode_after_write(c, in->type, in->mode, in->gid);
 }
 
 int mem_getattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, struct eddy_file *f,
@@ -71,17 +64,7 @@ static int setattr_check(struct mem_inode *in, const struct stat *want, int mask
 static void set_owner(const struct eddy_ctx *c, struct mem_inode *in, const struct stat *want,
 		      int mask)
 {
-	mode_t m = in->mode;
-
-	if (in->type != S_IFDIR) {
-		bool drop_sgid = (m & S_ISGID) &&
-				 ((m & S_IXGRP) || (c->uid != 0 && !eddy_ctx_in_group(c, in->gid)));
-
-		m &= ~(mode_t)S_ISUID;
-		if (drop_sgid)
-			m &= ~(mode_t)S_ISGID;
-		in->mode = m;
-	}
+	in->mode = eddy_mode_after_chown(c, in->type, in->mode, in->gid);
 	if (mask & EDDY_SET_UID)
 		in->uid = want->st_uid;
 	if (mask & EDDY_SET_GID)
@@ -112,19 +95,16 @@ static void setattr_apply(struct mem_fs *m, const struct eddy_ctx *c, struct mem
 	if (mask & (EDDY_SET_UID | EDDY_SET_GID))
 		set_owner(c, in, want, mask);
 	if (mask & EDDY_SET_MODE) {
-		struct mem_xattr *acl = mem_xattr_find(in, MEM_ACL_ACCESS);
+		struct mem_xattr *acl = mem_xattr_find(in, EDDY_ACL_ACCESS);
 
 		in->mode = want->st_mode & 07777;
 		if (acl)
-			mem_acl_chmod(acl->value, acl->size, in->mode);
+			eddy_acl_chmod(acl->value, acl->size, in->mode);
 	}
 	if (mask & EDDY_SET_SIZE)
 		set_size(m, c, in, (uint64_t)want->st_size);
-	if ((mask & EDDY_SET_KILL_SUIDGID) && in->type != S_IFDIR) {
-		in->mode &= ~(mode_t)S_ISUID;
-		if (in->mode & S_IXGRP)
-			in->mode &= ~(mode_t)S_ISGID;
-	}
+	if (mask & EDDY_SET_KILL_SUIDGID)
+		in->mode = eddy_mode_kill_suidgid(in->type, in->mode);
 	if (mask & EDDY_SET_ATIME_NOW)
 		in->atime = now;
 	else if (mask & EDDY_SET_ATIME)

@@ -49,13 +49,7 @@ void mem_touch(struct mem_inode *in, unsigned what)
 
 int mem_check_name(const char *name)
 {
-	size_t len = strlen(name);
-
-	if (len == 0 || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-		return -EINVAL;
-	if (len > MEM_NAME_MAX)
-		return -ENAMETOOLONG;
-	return 0;
+	return eddy_check_name(name);
 }
 
 struct mem_inode *mem_inode_find(struct mem_fs *m, uint64_t ino)
@@ -152,7 +146,7 @@ int mem_table_init(struct mem_fs *m)
 /* Copies the default ACL of directory P (NULL if it has none). */
 static void *default_acl_of(struct mem_inode *p, size_t *size)
 {
-	struct mem_xattr *x = mem_xattr_find(p, MEM_ACL_DEFAULT);
+	struct mem_xattr *x = mem_xattr_find(p, EDDY_ACL_DEFAULT);
 	void *copy;
 
 	if (!x || !(copy = malloc(x->size ? x->size : 1)))
@@ -169,7 +163,7 @@ int mem_inode_new(struct mem_fs *m, const struct eddy_ctx *c, struct mem_inode *
 	void *dflt = NULL, *access = NULL;
 	size_t dsize = 0;
 	struct mem_inode *in;
-	gid_t gid = c->gid;
+	gid_t gid;
 	int inherit = 0, err = 0;
 
 	if (m->opt.max_inodes && m->ninodes >= m->opt.max_inodes)
@@ -180,26 +174,13 @@ int mem_inode_new(struct mem_fs *m, const struct eddy_ctx *c, struct mem_inode *
 	if (!in)
 		return -ENOMEM;
 	pthread_rwlock_rdlock(&parent->lock);
-	if (parent->mode & S_ISGID) {
-		gid = parent->gid;
-		if (type == S_IFDIR)
-			perm |= S_ISGID;
-	}
 	if (type != S_IFLNK)
 		dflt = default_acl_of(parent, &dsize);
-	pthread_rwlock_unlock(&parent->lock);
-
-	if (type == S_IFLNK) {
-		perm = 0777;
-	} else if (dflt && (access = malloc(dsize ? dsize : 1))) {
-		/* the parent's default ACL replaces the umask */
+	if (dflt && (access = malloc(dsize ? dsize : 1)))
 		memcpy(access, dflt, dsize);
-		inherit = mem_acl_inherit(access, dsize, &perm);
-		if (inherit < 0)
-			perm &= ~(c->umask & 0777);
-	} else {
-		perm &= ~(c->umask & 0777);
-	}
+	inherit = eddy_new_object_mode(c, type, perm, parent->mode, parent->gid, access, dsize,
+				       &perm, &gid);
+	pthread_rwlock_unlock(&parent->lock);
 	in->mode = perm;
 	in->uid = c->uid;
 	in->gid = gid;
@@ -208,9 +189,9 @@ int mem_inode_new(struct mem_fs *m, const struct eddy_ctx *c, struct mem_inode *
 	if (type == S_IFDIR)
 		mem_dir_init(&in->u.dir, parent->ino);
 	if (inherit == 1)
-		err = mem_xattr_put(m, in, MEM_ACL_ACCESS, access, dsize);
+		err = mem_xattr_put(m, in, EDDY_ACL_ACCESS, access, dsize);
 	if (!err && type == S_IFDIR && dflt)
-		err = mem_xattr_put(m, in, MEM_ACL_DEFAULT, dflt, dsize);
+		err = mem_xattr_put(m, in, EDDY_ACL_DEFAULT, dflt, dsize);
 	free(access);
 	free(dflt);
 	if (err) {

@@ -42,6 +42,8 @@
 
 #include "../../fs.h"
 #include "mem.h"
+#include "../../util/fsrules.h"
+#include "../../util/posix_acl.h"
 
 #define MEM_PAGE_SHIFT 12
 #define MEM_PAGE_SIZE (1u << MEM_PAGE_SHIFT)
@@ -235,20 +237,8 @@ int mem_xattr_put(struct mem_fs *m, struct mem_inode *in, const char *name, cons
 int mem_xattr_drop(struct mem_fs *m, struct mem_inode *in, const char *name);
 void mem_xattrs_free(struct mem_fs *m, struct mem_inode *in);
 
-/* mem_acl.c: POSIX ACLs in their xattr form (system.posix_acl_*), kept
-** in sync with the mode as a local filesystem keeps them. */
-#define MEM_ACL_ACCESS "system.posix_acl_access"
-#define MEM_ACL_DEFAULT "system.posix_acl_default"
-int mem_acl_valid(const void *value, size_t size);
-/* The mode bits an access ACL gives (into *MODE's 0777 bits); returns 1
-** if the ACL says more than the mode can (it must be stored), 0 if not. */
-int mem_acl_mode(const void *value, size_t size, mode_t *mode);
-/* After chmod: the ACL's owner, group-class and other entries follow MODE. */
-void mem_acl_chmod(void *value, size_t size, mode_t mode);
-/* A new object of *MODE under a default ACL: masks *MODE with it; returns
-** 1 if the object needs its own copy of the ACL (in place in ACL), 0 if
-** the mode says it all, -EINVAL if the ACL is malformed. */
-int mem_acl_inherit(void *acl, size_t size, mode_t *mode);
+/* POSIX ACLs and the local-filesystem rules: src/util/posix_acl.h,
+** src/util/fsrules.h (shared with the volume backend). */
 
 extern const struct eddy_fs_ops mem_fs_ops;
 

@@ -139,14 +139,12 @@ static int make_entry(struct mem_fs *m, const struct eddy_ctx *c, uint64_t paren
 int mem_mknod(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, const char *name,
 	      mode_t mode, dev_t rdev, struct eddy_entry *out)
 {
-	mode_t type = mode & S_IFMT;
+	int type = eddy_mknod_type(mode);
 
-	if (type == 0)
-		type = S_IFREG;
-	if (type != S_IFREG && type != S_IFCHR && type != S_IFBLK && type != S_IFIFO &&
-	    type != S_IFSOCK)
-		return type == S_IFDIR ? -EPERM : -EINVAL;
-	return make_entry(mem_fs(fs), c, parent, name, type | (mode & 07777), rdev, NULL, out);
+	if (type < 0)
+		return type;
+	return make_entry(mem_fs(fs), c, parent, name, (mode_t)type | (mode & 07777), rdev, NULL,
+			  out);
 }
 
 int mem_mkdir(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, const char *name,

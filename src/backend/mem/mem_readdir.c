@@ -53,23 +53,6 @@ int mem_opendir(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, stru
 	return 0;
 }
 
-/* "." or "..": no reference, only the inode number and type. */
-static int emit_dot(const char *name, uint64_t ino, uint64_t next, bool plus, eddy_fill_fn fill,
-		    void *buf)
-{
-	struct eddy_entry e;
-	struct stat st;
-
-	memset(&st, 0, sizeof(st));
-	st.st_ino = ino;
-	st.st_mode = S_IFDIR;
-	if (!plus)
-		return fill(buf, name, &st, NULL, next);
-	memset(&e, 0, sizeof(e));
-	e.attr = st;
-	return fill(buf, name, &st, &e, next);
-}
-
 static int emit(struct mem_fs *m, struct mem_dirent *de, bool plus, eddy_fill_fn fill, void *buf)
 {
 	struct eddy_entry e;
@@ -103,9 +86,9 @@ int mem_readdir(struct eddy_fs *fs, const struct eddy_ctx *c, struct eddy_file *
 		err = -ENOENT;
 		goto out;
 	}
-	if (cookie < 1 && emit_dot(".", d->ino, 1, plus, fill, buf))
+	if (cookie < 1 && eddy_fill_dot(fill, buf, ".", d->ino, 1, plus))
 		goto out;
-	if (cookie < 2 && emit_dot("..", d->u.dir.parent, 2, plus, fill, buf))
+	if (cookie < 2 && eddy_fill_dot(fill, buf, "..", d->u.dir.parent, 2, plus))
 		goto out;
 	for (de = mem_dir_next(&d->u.dir, cookie < 2 ? 2 : cookie); de;
 	     de = mem_dir_next(&d->u.dir, de->cookie))

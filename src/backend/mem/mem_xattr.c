@@ -86,43 +86,11 @@ void mem_xattrs_free(struct mem_fs *m, struct mem_inode *in)
 		mem_xattr_drop(m, in, in->xattrs->name);
 }
 
-static bool has_prefix(const char *name, const char *prefix, const char **rest)
-{
-	size_t n = strlen(prefix);
-
-	if (strncmp(name, prefix, n) != 0)
-		return false;
-	*rest = name + n;
-	return true;
-}
-
 /* May C read (WRITE false) or change NAME on IN? ns_lock held. */
 static int check_name(const struct eddy_ctx *c, struct mem_inode *in, const char *name,
 		      bool write)
 {
-	const char *rest;
-
-	if (strlen(name) > MEM_NAME_MAX)
-		return -ERANGE;
-	if (strcmp(name, MEM_ACL_ACCESS) == 0 || strcmp(name, MEM_ACL_DEFAULT) == 0)
-		return in->type == S_IFLNK ? -EOPNOTSUPP : 0;
-	if (has_prefix(name, "user.", &rest)) {
-		if (!*rest)
-			return -EINVAL;
-		if (in->type != S_IFREG && in->type != S_IFDIR)
-			return write ? -EPERM : -ENODATA;
-		return 0;
-	}
-	if (has_prefix(name, "trusted.", &rest)) {
-		if (!*rest)
-			return -EINVAL;
-		if (c->uid != 0)
-			return write ? -EPERM : -ENODATA;
-		return 0;
-	}
-	if (has_prefix(name, "security.", &rest))
-		return *rest ? 0 : -EINVAL;
-	return -EOPNOTSUPP;
+	return eddy_xattr_check(c, in->type, name, write);
 }
 
 /* The inode INO, ns_lock held shared by the caller. */
@@ -140,20 +108,20 @@ static int set_access_acl(struct mem_fs *m, const struct eddy_ctx *c, struct mem
 			  const void *value, size_t size)
 {
 	mode_t mode = in->mode;
-	int r = mem_acl_valid(value, size);
+	int r = eddy_acl_valid(value, size);
 
 	if (r < 0)
 		return r;
 	if (size <= 4) {                    /* no entries: remove the ACL */
-		r = mem_xattr_drop(m, in, MEM_ACL_ACCESS);
+		r = mem_xattr_drop(m, in, EDDY_ACL_ACCESS);
 		return r == -ENODATA ? 0 : r;
 	}
-	r = mem_acl_mode(value, size, &mode);
+	r = eddy_acl_mode(value, size, &mode);
 	if (r < 0)
 		return r;
 	if (r == 0)
-		mem_xattr_drop(m, in, MEM_ACL_ACCESS);
-	else if ((r = mem_xattr_put(m, in, MEM_ACL_ACCESS, value, size)) < 0)
+		mem_xattr_drop(m, in, EDDY_ACL_ACCESS);
+	else if ((r = mem_xattr_put(m, in, EDDY_ACL_ACCESS, value, size)) < 0)
 		return r;
 	if (c->uid != 0 && !eddy_ctx_in_group(c, in->gid))
 		mode &= ~(mode_t)S_ISGID;
@@ -164,17 +132,17 @@ static int set_access_acl(struct mem_fs *m, const struct eddy_ctx *c, struct mem
 static int set_default_acl(struct mem_fs *m, struct mem_inode *in, const void *value,
 			   size_t size)
 {
-	int r = mem_acl_valid(value, size);
+	int r = eddy_acl_valid(value, size);
 
 	if (r < 0)
 		return r;
 	if (in->type != S_IFDIR)
 		return size <= 4 ? 0 : -EACCES;
 	if (size <= 4) {                    /* no entries: remove the ACL */
-		r = mem_xattr_drop(m, in, MEM_ACL_DEFAULT);
+		r = mem_xattr_drop(m, in, EDDY_ACL_DEFAULT);
 		return r == -ENODATA ? 0 : r;
 	}
-	return mem_xattr_put(m, in, MEM_ACL_DEFAULT, value, size);
+	return mem_xattr_put(m, in, EDDY_ACL_DEFAULT, value, size);
 }
 
 int mem_setxattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, const char *name,
@@ -203,9 +171,9 @@ int mem_setxattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, con
 		err = -EEXIST;
 	else if ((flags & XATTR_REPLACE) && !x)
 		err = -ENODATA;
-	else if (strcmp(name, MEM_ACL_ACCESS) == 0)
+	else if (strcmp(name, EDDY_ACL_ACCESS) == 0)
 		err = set_access_acl(m, c, in, value, size);
-	else if (strcmp(name, MEM_ACL_DEFAULT) == 0)
+	else if (strcmp(name, EDDY_ACL_DEFAULT) == 0)
 		err = set_default_acl(m, in, value, size);
 	else
 		err = mem_xattr_put(m, in, name, value, size);
@@ -252,7 +220,7 @@ ssize_t mem_getxattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino,
 
 static bool listed(const struct eddy_ctx *c, const struct mem_xattr *x)
 {
-	return c->uid == 0 || strncmp(x->name, "trusted.", 8) != 0;
+	return eddy_xattr_listed(c, x->name);
 }
 
 ssize_t mem_listxattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, char *list,

@@ -997,7 +997,7 @@ int chaos_fs_open(struct eddy_fs *inner, const struct chaos_options *o, struct e
 	chaos_rng_seed(s, seed);
 	fill_ops(s);
 	s->base.ops = &s->ops;
-	s->base.flags = inner->flags;
+	s->base.flags = inner->flags & ~EDDY_FS_STATELESS_DIRS;
 	r = (!s->nodes || !s->entries) ? -ENOMEM : 0;
 	if (r == 0 && !cnode_get(s, EDDY_ROOT_INO))
 		r = -ENOMEM;

@@ -125,8 +125,11 @@ struct cname {
 	uint64_t ino;              /* 0: removed (a whiteout) */
 	mode_t type;
 	unsigned changes;          /* pending changes that set it */
-	struct cname *next;
+	struct cname *next, *prev; /* every overlaid name */
+	struct cname *next_hash;   /* by (parent, name) */
 };
+
+#define CHAOS_NAME_BUCKETS 4096
 
 /* A targeted fault (chaos_rules.c). */
 struct crule {
@@ -178,6 +181,7 @@ struct cfs {
 
 	/* unpublished names; the staging directory of created objects */
 	struct cname *names;
+	struct cname *name_hash[CHAOS_NAME_BUCKETS];
 	pthread_mutex_t stage_lock;
 	uint64_t stage_dir;        /* inner inode of .eddyfs-chaos/<client> */
 	uint64_t stage_top;        /* inner inode of .eddyfs-chaos */

@@ -33,11 +33,20 @@
 
 /****************************** the overlay ******************************/
 
+static size_t name_bucket(uint64_t parent, const char *name)
+{
+	uint64_t h = UINT64_C(0xcbf29ce484222325) ^ (parent * UINT64_C(0x9e3779b97f4a7c15));
+
+	for (; *name; name++)
+		h = (h ^ (unsigned char)*name) * UINT64_C(0x100000001b3);
+	return (size_t)(h % CHAOS_NAME_BUCKETS);
+}
+
 static struct cname *name_find(struct cfs *s, uint64_t parent, const char *name)
 {
 	struct cname *c;
 
-	for (c = s->names; c; c = c->next)
+	for (c = s->name_hash[name_bucket(parent, name)]; c; c = c->next_hash)
 		if (c->parent == parent && strcmp(c->name, name) == 0)
 			return c;
 	return NULL;
@@ -50,6 +59,8 @@ static int name_set(struct cfs *s, uint64_t parent, const char *name, uint64_t i
 	struct cname *c = name_find(s, parent, name);
 
 	if (!c) {
+		size_t b = name_bucket(parent, name);
+
 		c = calloc(1, sizeof(*c));
 		if (!c || !(c->name = strdup(name))) {
 			free(c);
@@ -57,7 +68,11 @@ static int name_set(struct cfs *s, uint64_t parent, const char *name, uint64_t i
 		}
 		c->parent = parent;
 		c->next = s->names;
+		if (s->names)
+			s->names->prev = c;
 		s->names = c;
+		c->next_hash = s->name_hash[b];
+		s->name_hash[b] = c;
 	}
 	c->ino = ino;
 	c->type = type & S_IFMT;
@@ -65,23 +80,33 @@ static int name_set(struct cfs *s, uint64_t parent, const char *name, uint64_t i
 	return 0;
 }
 
-/* A change that set (parent, name) was published. s->lock held. */
-static void name_unset(struct cfs *s, uint64_t parent, const char *name)
+static void name_free(struct cfs *s, struct cname *c)
 {
 	struct cname **pp;
 
-	for (pp = &s->names; *pp; pp = &(*pp)->next) {
-		struct cname *c = *pp;
-
-		if (c->parent == parent && strcmp(c->name, name) == 0) {
-			if (--c->changes == 0) {
-				*pp = c->next;
-				free(c->name);
-				free(c);
-			}
-			return;
+	for (pp = &s->name_hash[name_bucket(c->parent, c->name)]; *pp; pp = &(*pp)->next_hash) {
+		if (*pp == c) {
+			*pp = c->next_hash;
+			break;
 		}
 	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->names = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	free(c->name);
+	free(c);
+}
+
+/* A change that set (parent, name) was published. s->lock held. */
+static void name_unset(struct cfs *s, uint64_t parent, const char *name)
+{
+	struct cname *c = name_find(s, parent, name);
+
+	if (c && --c->changes == 0)
+		name_free(s, c);
 }
 
 int chaos_view_name(struct cfs *s, uint64_t parent, const char *name, uint64_t *ino,
@@ -398,13 +423,8 @@ void chaos_stage_free(struct cfs *s)
 		s->inner->ops->forget(s->inner, s->stage_dir, 1);
 	if (s->stage_top)
 		s->inner->ops->forget(s->inner, s->stage_top, 1);
-	while (s->names) {
-		struct cname *c = s->names;
-
-		s->names = c->next;
-		free(c->name);
-		free(c);
-	}
+	while (s->names)
+		name_free(s, s->names);
 }
 
 /****************************** this client's view ******************************/

@@ -244,6 +244,10 @@ void chaos_rules_report(struct cfs *s, eddy_stat_fn fn, void *arg)
 
 	pthread_mutex_lock(&s->lock);
 	for (r = s->rules; r; r = r->next) {
+		char line[600];
+
+		snprintf(line, sizeof(line), "# chaos rule %u: %.500s", r->id, r->text);
+		fn(arg, line, 0);
 		snprintf(key, sizeof(key), "chaos_rule_%u_matched", r->id);
 		fn(arg, key, r->matched);
 		snprintf(key, sizeof(key), "chaos_rule_%u_fired", r->id);

@@ -810,7 +810,9 @@ static void fill_ops(struct qfs *q)
 	o->create = q_create;
 	o->read = q_read;
 	o->write = q_write;
-	o->flush = q_flush;
+	/* no flush at all when the inner filesystem needs none: a round trip
+	 * less per close (per pop) */
+	o->flush = in->flush ? q_flush : NULL;
 	o->fsync = q_fsync;
 	o->release = q_release;
 	o->fallocate = q_fallocate;
@@ -883,7 +885,7 @@ int queue_fs_open(struct eddy_fs *inner, const struct queue_options *o, struct e
 	pthread_mutex_init(&q->lock, NULL);
 	fill_ops(q);
 	q->base.ops = &q->ops;
-	q->base.flags = inner->flags | EDDY_FS_KERNEL_PERMISSIONS;
+	q->base.flags = (inner->flags & ~EDDY_FS_STATELESS_DIRS) | EDDY_FS_KERNEL_PERMISSIONS;
 	r = qstate_init(q);
 	if (r < 0)
 		snprintf(err, errlen, "out of memory");

@@ -1,6 +1,6 @@
 /*
-** mem_acl.c -- POSIX ACLs of the mem backend, in the xattr form the
-** kernel hands over (system.posix_acl_access / _default: a little-endian
+** posix_acl.c -- POSIX ACLs of the own-inode backends (mem, volume), in
+** the xattr form the kernel hands over (system.posix_acl_access / _default: a little-endian
 ** header with version 2, then entries of tag, perm, id).
 **
 ** With FUSE_POSIX_ACL the kernel enforces ACLs but leaves it to the
@@ -18,9 +18,11 @@
 */
 #include <endian.h>
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 
-#include "mem_int.h"
+#include "posix_acl.h"
 
 #define ACL_VERSION 2
 #define TAG_USER_OBJ 0x01
@@ -60,7 +62,7 @@ static void set_perm(unsigned char *v, size_t i, unsigned perm)
 	memcpy(v + HEADER + ENTRY * i + 2, &p, sizeof(p));
 }
 
-int mem_acl_valid(const void *value, size_t size)
+int eddy_acl_valid(const void *value, size_t size)
 {
 	const unsigned char *v = value;
 	unsigned seen = 0, named = 0;
@@ -104,14 +106,14 @@ int mem_acl_valid(const void *value, size_t size)
 	return 0;
 }
 
-int mem_acl_mode(const void *value, size_t size, mode_t *mode)
+int eddy_acl_mode(const void *value, size_t size, mode_t *mode)
 {
 	const unsigned char *v = value;
 	mode_t m = 0;
 	int not_equiv = 0;
 	size_t i;
 
-	if (mem_acl_valid(value, size) < 0)
+	if (eddy_acl_valid(value, size) < 0)
 		return -EINVAL;
 	for (i = 0; i < entries(size); i++) {
 		unsigned perm = perm_at(v, i) & 7;
@@ -139,12 +141,12 @@ int mem_acl_mode(const void *value, size_t size, mode_t *mode)
 	return not_equiv;
 }
 
-void mem_acl_chmod(void *value, size_t size, mode_t mode)
+void eddy_acl_chmod(void *value, size_t size, mode_t mode)
 {
 	unsigned char *v = value;
 	size_t i, group_obj = (size_t)-1, mask = (size_t)-1;
 
-	if (mem_acl_valid(value, size) < 0)
+	if (eddy_acl_valid(value, size) < 0)
 		return;
 	for (i = 0; i < entries(size); i++) {
 		switch (tag_at(v, i)) {
@@ -168,14 +170,14 @@ void mem_acl_chmod(void *value, size_t size, mode_t mode)
 		set_perm(v, group_obj, (mode >> 3) & 7);
 }
 
-int mem_acl_inherit(void *acl, size_t size, mode_t *mode)
+int eddy_acl_inherit(void *acl, size_t size, mode_t *mode)
 {
 	unsigned char *v = acl;
 	size_t i, group_obj = (size_t)-1, mask = (size_t)-1;
 	mode_t m = *mode;
 	int not_equiv = 0;
 
-	if (mem_acl_valid(acl, size) < 0 || entries(size) == 0)
+	if (eddy_acl_valid(acl, size) < 0 || entries(size) == 0)
 		return -EINVAL;
 	for (i = 0; i < entries(size); i++) {
 		unsigned perm = perm_at(v, i);

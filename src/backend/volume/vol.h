@@ -1,0 +1,57 @@
+/*
+** vol.h -- the "volume" backend: a filesystem of its own, metadata in a
+** SQLite database and file data in immutable blocks of a block folder.
+** See vol.c for what it guarantees; vol_format.c for the on-disk layout.
+*/
+#ifndef EDDY_VOL_H
+#define EDDY_VOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../fs.h"
+
+#define VOL_FORMAT_VERSION 1
+#define VOL_DEFAULT_BLOCK_SIZE (UINT32_C(4) << 20)
+#define VOL_MIN_BLOCK_SIZE (UINT32_C(4) << 10)
+#define VOL_MAX_BLOCK_SIZE (UINT32_C(64) << 20)
+
+/* What `eddyfs format` writes into a new volume (fixed for its life). */
+struct vol_format_options {
+	uint32_t block_size;       /* power of two, 4 KiB .. 64 MiB */
+	bool compress;             /* zstd-compress blocks that shrink */
+	uint64_t capacity;         /* bytes of data, xattrs, symlinks; 0: the host fs */
+	uint64_t max_inodes;       /* 0: unlimited */
+};
+
+/* Cache policy of one mount (nothing changes behind its back: the volume
+** is locked by the mount that has it open). */
+struct vol_options {
+	double entry_timeout;
+	double attr_timeout;
+	double negative_timeout;
+	bool keep_cache;
+	bool cache_readdir;
+};
+
+void vol_format_options_default(struct vol_format_options *o);
+void vol_options_default(struct vol_options *o);
+
+/* Creates a volume in DIR (missing or empty). On failure returns a
+** negative errno and writes a one-line reason into ERR; DIR is left as it
+** was found (a directory this call created is removed again). */
+int vol_format(const char *dir, const struct vol_format_options *o, char *err, size_t errlen);
+
+/* Is DIR a volume this build can mount, not mounted elsewhere? Reads only
+** (the database as an immutable file: no -wal/-shm made, no lock taken);
+** the full integrity check comes with vol_fs_open. 0, or a negative
+** errno and a one-line reason in ERR. */
+int vol_check(const char *dir, char *err, size_t errlen);
+
+/* Opens the volume in DIR for one mount: locks it against other mounts,
+** then deletes the orphans a crash left (inodes without a name). */
+int vol_fs_open(const char *dir, const struct vol_options *o, struct eddy_fs **out, char *err,
+		size_t errlen);
+
+#endif /* EDDY_VOL_H */
