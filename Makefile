@@ -19,7 +19,8 @@ CORE_SRC := src/fs.c src/util/log.c src/util/runtime.c \
 	src/backend/dir/dir.c src/backend/dir/dir_node.c src/backend/dir/dir_ns.c \
 	src/backend/dir/dir_file.c src/backend/dir/dir_readdir.c \
 	src/backend/dir/dir_xattr.c src/backend/dir/dir_creds.c \
-	src/backend/dir/dir_killpriv.c src/backend/dir/dir_watch.c src/backend/dir/dir_lock.c \
+	src/backend/dir/dir_killpriv.c src/backend/dir/dir_watch.c \
+	src/backend/dir/dir_watch_inotify.c src/backend/dir/dir_watch_fanotify.c src/backend/dir/dir_lock.c \
 	src/layer/queue/queue.c src/layer/queue/queue_ns.c src/layer/queue/queue_state.c \
 	src/layer/queue/queue_load.c src/layer/queue/queue_fate.c src/layer/queue/queue_quota.c \
 	src/layer/queue/queue_claim.c \

@@ -68,9 +68,13 @@ static const char mount_usage[] =
 	"                   ttl:<ms>: fixed cache timeouts, no invalidation\n"
 	"                   off: no caching (like bindfs)\n"
 	"  --watch=S        how events mode notices changes [EDDYFS_WATCH,\n"
-	"                   default: auto = inotify, or poll:1000 when the\n"
-	"                   backing dir is on a network or FUSE filesystem]\n"
-	"                   inotify | poll:<ms> (no events: behaves as ttl:<ms>);\n"
+	"                   default: auto = fanotify when privileged, else\n"
+	"                   inotify; poll:1000 when the backing dir is on a\n"
+	"                   network or FUSE filesystem]\n"
+	"                   fanotify: one mark on the whole backing filesystem\n"
+	"                     (CAP_SYS_ADMIN; refused if it cannot be set up)\n"
+	"                   inotify: a watch per directory the kernel knows\n"
+	"                   poll:<ms>: no events, behaves as ttl:<ms>;\n"
 	"                   refused with mem: and sqlite:\n"
 	"  --locks=L        shared: fcntl/flock locks conflict across mounts and\n"
 	"                   with plain processes on the backing files; an owner's\n"
@@ -464,15 +468,25 @@ static int cache_policy(const struct mount_args *a, struct dir_options *o, bool 
 		o->keep_cache = true;
 		return 0;
 	}
-	if (strcmp(watch, "auto") != 0 && strcmp(watch, "inotify") != 0) {
-		cli_error("--watch=%s: use auto, inotify or poll:<ms>", watch);
+	if (strcmp(watch, "auto") != 0 && strcmp(watch, "inotify") != 0 &&
+	    strcmp(watch, "fanotify") != 0) {
+		cli_error("--watch=%s: use auto, fanotify, inotify or poll:<ms>", watch);
 		return EXIT_USAGE;
+	}
+	if (strcmp(watch, "fanotify") == 0) {
+		char why[300];
+
+		if (dir_watch_fanotify_probe(a->backing, why, sizeof(why)) < 0) {
+			cli_error("--watch=fanotify: %s", why);
+			return EXIT_USAGE;
+		}
 	}
 	o->entry_timeout = o->attr_timeout = o->negative_timeout = 86400;
 	o->fallback_timeout = 1.0;
 	o->keep_cache = true;
 	o->cache_readdir = true;
-	o->watch = DIR_WATCH_INOTIFY;
+	o->watch = strcmp(watch, "inotify") == 0 ? DIR_WATCH_INOTIFY :
+		   strcmp(watch, "fanotify") == 0 ? DIR_WATCH_FANOTIFY : DIR_WATCH_AUTO;
 	*notify = true;
 	return 0;
 }

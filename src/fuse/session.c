@@ -41,6 +41,26 @@ static void libfuse_log_hook(enum fuse_log_level level, const char *fmt, va_list
 		       "libfuse: %s", line);
 }
 
+static void source_key(void *arg, const char *key, long long value)
+{
+	char *src = arg;
+
+	if (value > 0 && strncmp(key, "change_source_", 14) == 0)
+		snprintf(src, 32, "%s", key + 14);
+}
+
+/* Change detection started: say which source the backend chose. */
+static void log_change_source(struct eddy_frontend *fe)
+{
+	char src[32] = "";
+
+	atomic_store(&fe->watching, true);
+	if (fe->fs->ops->report)
+		fe->fs->ops->report(fe->fs, source_key, src);
+	if (*src)
+		eddy_log_write(fe->log, EDDY_LOG_INFO, "change detection: %s", src);
+}
+
 static void fe_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct eddy_frontend *fe = userdata;
@@ -101,7 +121,7 @@ static void fe_init(void *userdata, struct fuse_conn_info *conn)
 					       "change detection unavailable (%s): short timeouts",
 					       strerror(-r));
 			else
-				atomic_store(&fe->watching, true);
+				log_change_source(fe);
 		}
 	}
 }

@@ -3,6 +3,7 @@
   observe helpers   lstat_view(p), read_or_err(p), listing(p), xattr_view(p),
                     tree_view(root), diff_views(want, got)
   eventually(...)   bounded poll until an observation equals the expected one
+  watch sources     WATCH_SOURCES, watch_args(source), fanotify_available()
   lock helpers      LockHolder(path, kind, ...) holds a lock in a separate
                     process; try_lock(path, kind, ...) / get_lock(path, kind,
                     ...) probe from yet another process.
@@ -13,6 +14,7 @@ the lock operations run in separate processes because POSIX locks are
 per process.
 """
 
+import ctypes
 import errno
 import fcntl
 import hashlib
@@ -34,6 +36,48 @@ PROC_TIMEOUT = 60.0
 F_OFD_GETLK = 36
 F_OFD_SETLK = 37
 F_OFD_SETLKW = 38
+
+
+# --------------------------------------------------------------------------
+# change sources (--watch): tests that run on both pick them explicitly;
+# the rest use EDDYFS_TEST_WATCH if set, else the daemon's default (auto:
+# fanotify when privileged)
+
+WATCH_SOURCES = ("inotify", "fanotify")
+DEFAULT_WATCH = os.environ.get("EDDYFS_TEST_WATCH", "")
+
+_FAN_FLAGS = 0x00000001 | 0x00000002 | 0x00000200 | 0x00000c00 | 0x00000010
+# FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_FID | FAN_REPORT_DFID_NAME |
+# FAN_UNLIMITED_QUEUE (FAN_CLASS_NOTIF is 0)
+_FAN_MARK_ADD_FILESYSTEM = 0x00000001 | 0x00000100
+_FAN_CREATE = 0x00000100
+
+
+def fanotify_available(path="/tmp"):
+    """True if a fanotify filesystem mark with directory handles and names
+    can be placed on path's filesystem (what --watch=fanotify needs)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.fanotify_init(_FAN_FLAGS, os.O_RDONLY)
+    if fd < 0:
+        return False
+    try:
+        return libc.fanotify_mark(fd, _FAN_MARK_ADD_FILESYSTEM,
+                                  ctypes.c_uint64(_FAN_CREATE), -100,
+                                  str(path).encode()) == 0
+    finally:
+        os.close(fd)
+
+
+def watch_args(source=None):
+    """The --watch arguments for source (None: EDDYFS_TEST_WATCH, or none)."""
+    source = source or DEFAULT_WATCH
+    return (f"--watch={source}",) if source else ()
+
+
+def skip_unless_source(source):
+    import pytest
+    if source == "fanotify" and not fanotify_available():
+        pytest.skip("fanotify filesystem marks unavailable (needs CAP_SYS_ADMIN)")
 
 
 # --------------------------------------------------------------------------

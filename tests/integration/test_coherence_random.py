@@ -11,6 +11,8 @@ sizes, modes, link counts, file contents, symlink targets -- equals the
 backing directory's own view.  Only a view that is still different after
 the bound fails the test (the seed and the first differences are printed).
 
+Each seed runs with both change sources (--watch=inotify, --watch=fanotify;
+fanotify is skipped where it cannot be set up).
 Seeds: EDDYFS_TEST_SEED (default 1) and the next one.  The thread
 interleaving is not reproducible, the operation streams are.
 """
@@ -23,7 +25,8 @@ import time
 
 import pytest
 
-from coherence_util import diff_views, tree_view
+from coherence_util import (WATCH_SOURCES, diff_views, skip_unless_source,
+                             tree_view, watch_args)
 
 BASE_SEED = int(os.environ.get("EDDYFS_TEST_SEED", "1"))
 SEEDS = [BASE_SEED, BASE_SEED + 1]
@@ -112,19 +115,22 @@ def worker(root, seed, stop, counts, errors):
             errors.append(f"{name} {p} {q}: {e!r}")
 
 
+@pytest.mark.parametrize("source", WATCH_SOURCES)
 @pytest.mark.parametrize("seed", SEEDS, ids=[f"seed{s}" for s in SEEDS])
-def test_random_multi_client(seed, workdir, make_mount):
-    print(f"EDDYFS_TEST_SEED={seed}")
+def test_random_multi_client(seed, source, workdir, make_mount):
+    skip_unless_source(source)
+    print(f"EDDYFS_TEST_SEED={seed} --watch={source}")
+    args = ("--coherence=events",) + watch_args(source)
     backing = workdir / "shared"
     backing.mkdir()
     os.chmod(backing, 0o755)
-    mounts = [make_mount(backing=backing, extra_args=("--coherence=events",))
+    mounts = [make_mount(backing=backing, extra_args=args)
               for _ in range(3)]
     # plus a read-only mount that only looks: on a writable mount every
     # read or listing marks atime stale, which makes the kernel refetch
     # attributes (and drop changed pages, restart cached listings) by
     # itself; a read-only mount relies on the daemon's invalidations alone
-    watcher = make_mount(backing=backing, extra_args=("--coherence=events",),
+    watcher = make_mount(backing=backing, extra_args=args,
                          options=("allow_other", "default_permissions", "ro"))
     roots = [str(m.mnt) for m in mounts]
     views_of = roots + [str(watcher.mnt)]

@@ -598,7 +598,7 @@ static bool news_has(struct news *n, const char *what)
 	return false;
 }
 
-TEST(watch_reports_outside_changes_and_suppresses_own)
+static void watch_case(int *unit_failed, enum dir_watch_kind kind)
 {
 	struct fixture fx;
 	struct dir_options o;
@@ -614,7 +614,7 @@ TEST(watch_reports_outside_changes_and_suppresses_own)
 	snprintf(fx.backing, sizeof(fx.backing), "%s/b", fx.root);
 	mkdir(fx.backing, 0755);
 	dir_options_default(&o);
-	o.watch = DIR_WATCH_INOTIFY;
+	o.watch = kind;
 	eddy_ctx_self(&fx.ctx);
 	CHECK_EQ(dir_fs_open(fx.backing, &o, &fx.fs, err, sizeof(err)), 0);
 	CHECK_EQ(fx.fs->ops->watch_start(fx.fs, &ev), 0);
@@ -647,6 +647,40 @@ TEST(watch_reports_outside_changes_and_suppresses_own)
 	CHECK(strstr(n.log, "changed 1 sub;") == NULL);   /* own mkdir suppressed */
 	pthread_mutex_unlock(&n.lock);
 	CHECK(report(fx.fs, "change_own_suppressed") >= 2);
+	if (kind == DIR_WATCH_FANOTIFY) {
+		char other[400];
+
+		/* a file with one known link gains a second one in a directory
+		 * the mount never looked at: only fanotify tells (its inode
+		 * alone changed: the link count) */
+		f = make_file(&fx, EDDY_ROOT_INO, "solo", "1");
+		snprintf(path, sizeof(path), "%s/elsewhere", fx.backing);
+		CHECK(mkdir(path, 0755) == 0);
+		snprintf(path, sizeof(path), "%s/solo", fx.backing);
+		snprintf(other, sizeof(other), "%s/elsewhere/second", fx.backing);
+		CHECK(link(path, other) == 0);
+		snprintf(want, sizeof(want), "attr %llu;", (unsigned long long)f);
+		CHECK(news_has(&n, want));
+		CHECK_EQ(report(fx.fs, "change_source_fanotify"), 1);
+	} else {
+		CHECK_EQ(report(fx.fs, "change_source_inotify"), 1);
+	}
 	op->watch_stop(fx.fs);
 	fixture_close(&fx);
+}
+
+TEST(watch_inotify_reports_outside_changes_and_suppresses_own)
+{
+	watch_case(unit_failed, DIR_WATCH_INOTIFY);
+}
+
+TEST(watch_fanotify_reports_outside_changes_and_suppresses_own)
+{
+	char why[300];
+
+	if (dir_watch_fanotify_probe("/tmp", why, sizeof(why)) < 0) {
+		printf("  (skipped: %s)\n", why);
+		return;
+	}
+	watch_case(unit_failed, DIR_WATCH_FANOTIFY);
 }

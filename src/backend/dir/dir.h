@@ -12,6 +12,8 @@
 enum dir_watch_kind {
 	DIR_WATCH_NONE,            /* report nothing (ttl/off coherence, poll) */
 	DIR_WATCH_INOTIFY,         /* inotify on the directories the kernel knows */
+	DIR_WATCH_FANOTIFY,        /* fanotify: one mark on the whole filesystem */
+	DIR_WATCH_AUTO,            /* fanotify if it can be set up, else inotify */
 };
 
 struct dir_options {
@@ -31,5 +33,10 @@ void dir_options_default(struct dir_options *o);
 ** reason into ERR. */
 int dir_fs_open(const char *backing, const struct dir_options *o, struct eddy_fs **out,
 		char *err, size_t errlen);
+
+/* 0 if a fanotify filesystem mark with directory file handles and names
+** can watch BACKING (privilege, kernel, backing filesystem); else a
+** negative errno and a one-line reason in WHY. */
+int dir_watch_fanotify_probe(const char *backing, char *why, size_t len);
 
 #endif /* EDDY_DIR_H */

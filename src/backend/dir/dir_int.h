@@ -44,7 +44,7 @@ struct dir_node {
 	uint32_t nopen;            /* open file/directory handles */
 	int fd;                    /* O_PATH fd, or -1 */
 	int32_t slot;              /* index in the clock cache, -1 if none */
-	int32_t wd;                /* inotify watch of a directory, -1 if none */
+	int32_t wd;                /* watch id (dir_watch_int.h), -1 if none */
 	uint16_t type;             /* S_IFMT bits */
 	uint8_t referenced : 1;    /* clock bit */
 	uint8_t pinned : 1;        /* fd never evicted (root, nameless) */
@@ -150,12 +150,12 @@ void dir_files_remove(struct dir_fs *d, struct dir_file *f);
 /* dir_killpriv.c: clear setuid/setgid after an unprivileged write. */
 void dir_kill_priv(const struct eddy_ctx *c, int fd);
 
-/* dir_watch.c: change detection (see its header comment). */
+/* dir_watch*.c: change detection (see the header comment of dir_watch.c). */
 struct dir_watch;
 int dir_watch_start(struct eddy_fs *fs, const struct eddy_events *ev);
 void dir_watch_stop(struct eddy_fs *fs);
-void dir_watch_add(struct dir_fs *d, uint64_t ino, int fd, const struct stat *seen,
-		   uint32_t mask);
+/* "fanotify" or "inotify" while change detection runs, else NULL. */
+const char *dir_watch_source(struct dir_fs *d);
 void dir_watch_remove(struct dir_fs *d, int wd);
 void dir_watch_expect(struct dir_fs *d, uint64_t parent, const char *name, bool add, int delta);
 void dir_watch_own_change(struct dir_fs *d, uint64_t ino, int fd);

@@ -1,13 +1,17 @@
 /*
-** dir_watch.c -- change detection for the dir backend: inotify on the
-** directories the kernel knows, turned into struct eddy_events.
+** dir_watch.c -- change detection for the dir backend, the part that does
+** not depend on the event source: own-change recognition, watch ids, the
+** event thread and the dispatch to struct eddy_events. The sources:
+** dir_watch_fanotify.c (one filesystem mark, privileged) and
+** dir_watch_inotify.c (a watch per directory the kernel knows); see
+** dir_watch_int.h for the interface between them.
 **
 ** Guarantees:
-**   1. A watch is added when a directory node is created (the kernel first
-**      learns the directory) and removed when the node is freed (forget);
-**      the kernel's dentry cache therefore bounds the number of watches.
-**      After adding a watch the directory is re-checked: if it changed
-**      since it was looked up, its cached listing is invalidated.
+**   1. A node is watched when it is created (the kernel first learns the
+**      directory, or a file gains a second link) and unwatched when it is
+**      freed (forget): the kernel's dentry cache bounds the watches. After
+**      adding a watch the directory is re-checked: if it changed since it
+**      was looked up, its cached listing is invalidated.
 **   2. Changes made through this mount are recognised and not echoed back:
 **      namespace events by a count of expected (directory, name, kind)
 **      events recorded before each operation; content and attribute events
@@ -17,6 +21,8 @@
 **   3. Queue overflow, a watch that cannot be added, or an event stream that
 **      fails: everything the kernel holds is invalidated and the mount
 **      degrades to short timeouts (dir_options.fallback_timeout), counted.
+**   4. --watch=auto uses fanotify when it can be set up (privilege, kernel
+**      support, file handles on the backing filesystem), else inotify.
 ** The event thread blocks every signal and holds no lock while it calls up.
 */
 #include <errno.h>
@@ -27,22 +33,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/inotify.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "dir_int.h"
+#include "dir_watch_int.h"
 
-/* No IN_CLOSE_WRITE: IN_MODIFY reports every write, and close events of
-** unchanged files (lock descriptors, read-write opens) would only cost
-** invalidations. Writes through a shared mmap are seen when the writer
-** changes the file otherwise (see README limits). */
-#define WATCH_MASK (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_MODIFY | \
-		    IN_ATTRIB | IN_ONLYDIR | IN_EXCL_UNLINK)
-/* A hard-linked file: changed through a name in a directory this mount
-** does not watch, or its link count changed (reported only to the inode). */
-#define FILE_MASK (IN_MODIFY | IN_ATTRIB)
-#define EXPECT_BUCKETS 1024
 #define EXPECT_TTL_NS (5LL * 1000 * 1000 * 1000)
 
 enum expect_kind { EXPECT_ADD, EXPECT_DEL };
@@ -62,19 +57,6 @@ struct own {
 	struct timespec ctime;
 	long long when;
 	struct own *next;
-};
-
-struct dir_watch {
-	struct dir_fs *d;
-	struct eddy_events ev;
-	int ifd, stopfd;
-	pthread_t thread;
-	pthread_mutex_t lock;      /* guards the tables below; a leaf lock */
-	uint64_t *wd_ino;          /* wd -> ino (wd are small integers) */
-	size_t wd_cap;
-	struct expect *expect[EXPECT_BUCKETS];
-	struct own *own[EXPECT_BUCKETS];
-	atomic_long nevents, nsuppressed, nfallbacks, nwatches, nfailures;
 };
 
 static long long now_ns(void)
@@ -239,7 +221,7 @@ static void purge(struct dir_watch *w)
 
 /****************************** watches ******************************/
 
-static void fallback(struct dir_watch *w, const char *why)
+void watch_fallback(struct dir_watch *w, const char *why)
 {
 	atomic_fetch_add(&w->nfallbacks, 1);
 	atomic_store(&w->d->degraded, true);
@@ -247,42 +229,66 @@ static void fallback(struct dir_watch *w, const char *why)
 	w->ev.everything_changed(w->ev.up);
 }
 
-/* Called when a directory node was created; FD is any fd of it. */
-void dir_watch_add(struct dir_fs *d, uint64_t ino, int fd, const struct stat *seen,
-		   uint32_t mask)
+void watch_id_set_locked(struct dir_watch *w, int id, uint64_t ino)
+{
+	if ((size_t)id >= w->id_cap) {
+		size_t cap = (size_t)id * 2 + 64;
+		uint64_t *p = realloc(w->id_ino, cap * sizeof(*p));
+
+		if (!p)
+			return;
+		memset(p + w->id_cap, 0, (cap - w->id_cap) * sizeof(*p));
+		w->id_ino = p;
+		w->id_cap = cap;
+	}
+	if (!w->id_ino[id])
+		atomic_fetch_add(&w->nwatches, 1);
+	w->id_ino[id] = ino;
+}
+
+uint64_t watch_id_ino_locked(struct dir_watch *w, int id, bool forget)
+{
+	uint64_t ino = 0;
+
+	if (id >= 0 && (size_t)id < w->id_cap) {
+		ino = w->id_ino[id];
+		if (forget && ino) {
+			w->id_ino[id] = 0;
+			atomic_fetch_sub(&w->nwatches, 1);
+		}
+	}
+	return ino;
+}
+
+uint64_t watch_id_ino(struct dir_watch *w, int id, bool forget)
+{
+	uint64_t ino;
+
+	pthread_mutex_lock(&w->lock);
+	ino = watch_id_ino_locked(w, id, forget);
+	pthread_mutex_unlock(&w->lock);
+	return ino;
+}
+
+/* Called when a node is to be watched; FD is any fd of it. */
+static void watch_add(struct dir_fs *d, uint64_t ino, int fd, const struct stat *seen, bool dir)
 {
 	struct dir_watch *w = d->watch;
-	char proc[64];
 	struct stat now;
-	int wd;
+	int id;
 
 	if (!w)
 		return;
-	dir_proc_path(proc, sizeof(proc), fd);
-	wd = inotify_add_watch(w->ifd, proc, mask);
-	if (wd < 0) {
+	id = w->src->add(w, fd, dir);
+	if (id < 0) {
 		atomic_fetch_add(&w->nfailures, 1);
-		fallback(w, "watch");
+		watch_fallback(w, "watch");
 		return;
 	}
 	pthread_mutex_lock(&w->lock);
-	if ((size_t)wd >= w->wd_cap) {
-		size_t cap = (size_t)wd * 2 + 64;
-		uint64_t *p = realloc(w->wd_ino, cap * sizeof(*p));
-
-		if (p) {
-			memset(p + w->wd_cap, 0, (cap - w->wd_cap) * sizeof(*p));
-			w->wd_ino = p;
-			w->wd_cap = cap;
-		}
-	}
-	if ((size_t)wd < w->wd_cap) {
-		if (!w->wd_ino[wd])
-			atomic_fetch_add(&w->nwatches, 1);
-		w->wd_ino[wd] = ino;
-	}
+	watch_id_set_locked(w, id, ino);
 	pthread_mutex_unlock(&w->lock);
-	dir_node_set_wd(d, ino, wd);
+	dir_node_set_wd(d, ino, id);
 	/* Re-check: a change between the lookup and the watch is not lost. */
 	if (seen && fstat(fd, &now) == 0 &&
 	    (now.st_mtim.tv_sec != seen->st_mtim.tv_sec ||
@@ -290,33 +296,25 @@ void dir_watch_add(struct dir_fs *d, uint64_t ino, int fd, const struct stat *se
 		w->ev.inode_changed(w->ev.up, ino, false);
 }
 
-/* Called (under the node table lock) when a directory node is freed. */
+/* Called (under the node table lock) when a watched node is freed. */
 void dir_watch_remove(struct dir_fs *d, int wd)
 {
 	struct dir_watch *w = d->watch;
 
 	if (!w || wd < 0)
 		return;
-	inotify_rm_watch(w->ifd, wd);
-}
-
-static uint64_t ino_of_wd(struct dir_watch *w, int wd, bool forget)
-{
-	uint64_t ino = 0;
-
-	pthread_mutex_lock(&w->lock);
-	if (wd >= 0 && (size_t)wd < w->wd_cap) {
-		ino = w->wd_ino[wd];
-		if (forget && ino) {
-			w->wd_ino[wd] = 0;
-			atomic_fetch_sub(&w->nwatches, 1);
-		}
-	}
-	pthread_mutex_unlock(&w->lock);
-	return ino;
+	w->src->remove(w, wd);
 }
 
 /****************************** events ******************************/
+
+static bool suppressed_own(struct dir_watch *w, uint64_t ino, const struct stat *st)
+{
+	if (!own_ctime(w, ino, st))
+		return false;
+	atomic_fetch_add(&w->nsuppressed, 1);
+	return true;
+}
 
 /* A child's content or attributes changed: find its node and report it. */
 static void child_changed(struct dir_watch *w, uint64_t dir, const char *name, bool data)
@@ -331,74 +329,96 @@ static void child_changed(struct dir_watch *w, uint64_t dir, const char *name, b
 	    (child = dir_node_find(w->d, &st, birth)) != 0) {
 		if (S_ISREG(st.st_mode) && st.st_nlink > 1)
 			dir_watch_new_multilink(w->d, child);
-		if (own_ctime(w, child, &st))
-			atomic_fetch_add(&w->nsuppressed, 1);
-		else
+		if (!suppressed_own(w, child, &st))
 			w->ev.inode_changed(w->ev.up, child, !data);
 	}
 	dir_node_fd_put(w->d, dir);
 }
 
-static void handle(struct dir_watch *w, const struct inotify_event *e)
+void watch_inode_event(struct dir_watch *w, uint64_t ino, const struct stat *st,
+		       unsigned what)
 {
-	uint64_t dir;
+	struct stat now;
+	uint64_t birth;
 
 	atomic_fetch_add(&w->nevents, 1);
-	if (e->mask & IN_Q_OVERFLOW) {
-		fallback(w, "overflow");
-		return;
+	if (!st) {
+		int fd = dir_node_fd_get(w->d, ino, NULL);
+
+		if (fd < 0)
+			return;
+		if (dir_stat_at(fd, "", &now, &birth) < 0) {
+			dir_node_fd_put(w->d, ino);
+			return;
+		}
+		dir_node_fd_put(w->d, ino);
+		st = &now;
 	}
-	dir = ino_of_wd(w, e->wd, (e->mask & IN_IGNORED) != 0);
-	if (!dir || (e->mask & IN_IGNORED))
-		return;
-	if (!e->len) {                       /* the watched inode itself */
-		if (e->mask & IN_MODIFY)
+	if (S_ISREG(st->st_mode) && st->st_nlink > 1)
+		dir_watch_new_multilink(w->d, ino);
+	if (!suppressed_own(w, ino, st))
+		w->ev.inode_changed(w->ev.up, ino, !(what & WE_DATA));
+}
+
+void watch_dir_event(struct dir_watch *w, uint64_t dir, const char *name, unsigned what)
+{
+	atomic_fetch_add(&w->nevents, 1);
+	if (!name) {                         /* the watched inode itself */
+		if (what & WE_DATA)
 			w->ev.inode_changed(w->ev.up, dir, false);
-		else if (e->mask & IN_ATTRIB)
+		else if (what & WE_ATTR)
 			w->ev.inode_changed(w->ev.up, dir, true);
 		return;
 	}
-	if (e->mask & (IN_CREATE | IN_MOVED_TO)) {
-		if (expected(w, dir, e->name, true)) {
+	if ((what & WE_ADD) && (what & WE_DEL)) {
+		/* merged by the kernel, order unknown: consume both
+		 * expectations; unless both were ours, the name changed */
+		bool ea = expected(w, dir, name, true);
+		bool ed = expected(w, dir, name, false);
+
+		if (ea && ed) {
 			atomic_fetch_add(&w->nsuppressed, 1);
 		} else {
-			w->ev.entry_changed(w->ev.up, dir, e->name);
-			/* a new name of a known inode (link, rename): its link
-			 * count or ctime changed, and Linux reports that only to a
-			 * watch on the inode itself */
-			child_changed(w, dir, e->name, false);
+			w->ev.entry_changed(w->ev.up, dir, name);
+			child_changed(w, dir, name, false);
 		}
-	} else if (e->mask & (IN_DELETE | IN_MOVED_FROM)) {
-		if (expected(w, dir, e->name, false))
+	} else if (what & WE_ADD) {
+		if (expected(w, dir, name, true)) {
+			atomic_fetch_add(&w->nsuppressed, 1);
+		} else {
+			w->ev.entry_changed(w->ev.up, dir, name);
+			/* a new name of a known inode (link, rename): its link
+			 * count or ctime changed, and inotify reports that only
+			 * to a watch on the inode itself */
+			child_changed(w, dir, name, false);
+		}
+	} else if (what & WE_DEL) {
+		if (expected(w, dir, name, false))
 			atomic_fetch_add(&w->nsuppressed, 1);
 		else
-			w->ev.entry_deleted(w->ev.up, dir, e->name,
-					    dir_node_find_named(w->d, dir, e->name));
-	} else if (e->mask & (IN_MODIFY | IN_ATTRIB)) {
-		child_changed(w, dir, e->name, (e->mask & IN_MODIFY) != 0);
+			w->ev.entry_deleted(w->ev.up, dir, name,
+					    dir_node_find_named(w->d, dir, name));
+	} else if (what & (WE_DATA | WE_ATTR)) {
+		child_changed(w, dir, name, (what & WE_DATA) != 0);
 	}
 }
 
 static void *watch_main(void *arg)
 {
 	struct dir_watch *w = arg;
-	char buf[65536] __attribute__((aligned(__alignof__(struct inotify_event))));
 	long long last_purge = now_ns();
 	sigset_t all;
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	for (;;) {
-		struct pollfd p[2] = { { w->ifd, POLLIN, 0 }, { w->stopfd, POLLIN, 0 } };
-		ssize_t n;
-		char *q;
-
+		struct pollfd p[2] = { { w->fd, POLLIN, 0 }, { w->stopfd, POLLIN, 0 } };
 		int r = poll(p, 2, 1000);
 
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			fallback(w, "poll");
+			watch_fallback(w, "poll");
 			break;
 		}
 		if (p[1].revents)
@@ -409,18 +429,9 @@ static void *watch_main(void *arg)
 		}
 		if (r == 0)
 			continue;
-		n = read(w->ifd, buf, sizeof(buf));
-		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			fallback(w, "read");
+		if (w->src->drain(w) < 0) {
+			watch_fallback(w, "read");
 			break;
-		}
-		for (q = buf; q < buf + n;) {
-			const struct inotify_event *e = (const struct inotify_event *)q;
-
-			handle(w, e);
-			q += sizeof(*e) + e->len;
 		}
 	}
 	return NULL;
@@ -428,64 +439,14 @@ static void *watch_main(void *arg)
 
 /****************************** lifecycle ******************************/
 
-int dir_watch_start(struct eddy_fs *fs, const struct eddy_events *ev)
+static void watch_free(struct dir_watch *w)
 {
-	struct dir_fs *d = dir_fs(fs);
-	struct dir_watch *w;
-
-	if (d->opt.watch != DIR_WATCH_INOTIFY || d->watch)
-		return 0;
-	w = calloc(1, sizeof(*w));
-	if (!w)
-		return -ENOMEM;
-	w->d = d;
-	w->ev = *ev;
-	pthread_mutex_init(&w->lock, NULL);
-	w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	w->stopfd = eventfd(0, EFD_CLOEXEC);
-	if (w->ifd < 0 || w->stopfd < 0) {
-		int err = -errno;
-
-		if (w->ifd >= 0)
-			close(w->ifd);
-		if (w->stopfd >= 0)
-			close(w->stopfd);
-		free(w);
-		atomic_store(&d->degraded, true);
-		return err;
-	}
-	d->watch = w;
-	/* the root, and every directory already known */
-	dir_watch_add(d, EDDY_ROOT_INO, d->root_fd, NULL, WATCH_MASK);
-	dir_node_watch_known(d);
-	if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
-		d->watch = NULL;
-		close(w->ifd);
-		close(w->stopfd);
-		free(w);
-		atomic_store(&d->degraded, true);
-		return -EAGAIN;
-	}
-	return 0;
-}
-
-void dir_watch_stop(struct eddy_fs *fs)
-{
-	struct dir_fs *d = dir_fs(fs);
-	struct dir_watch *w = d->watch;
-	uint64_t one = 1;
 	size_t i;
 
-	if (!w)
-		return;
-	if (write(w->stopfd, &one, sizeof(one)) < 0)
-		return;
-	pthread_join(w->thread, NULL);
-	pthread_mutex_lock(&d->lock);
-	d->watch = NULL;
-	pthread_mutex_unlock(&d->lock);
-	close(w->ifd);
-	close(w->stopfd);
+	if (w->fd >= 0)
+		w->src->close(w);
+	if (w->stopfd >= 0)
+		close(w->stopfd);
 	for (i = 0; i < EXPECT_BUCKETS; i++) {
 		while (w->expect[i]) {
 			struct expect *e = w->expect[i];
@@ -500,16 +461,100 @@ void dir_watch_stop(struct eddy_fs *fs)
 			free(o);
 		}
 	}
-	free(w->wd_ino);
+	free(w->id_ino);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
+}
+
+/* A watcher with SRC, its event stream open; NULL with *ERR set. */
+static struct dir_watch *watch_new(struct dir_fs *d, const struct eddy_events *ev,
+				   const struct watch_source *src, int *err)
+{
+	struct dir_watch *w = calloc(1, sizeof(*w));
+
+	if (!w) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	w->d = d;
+	w->ev = *ev;
+	w->src = src;
+	w->fd = -1;
+	pthread_mutex_init(&w->lock, NULL);
+	w->stopfd = eventfd(0, EFD_CLOEXEC);
+	if (w->stopfd < 0) {
+		*err = -errno;
+		watch_free(w);
+		return NULL;
+	}
+	*err = src->open(w);
+	if (*err < 0) {
+		w->fd = -1;
+		watch_free(w);
+		return NULL;
+	}
+	return w;
+}
+
+int dir_watch_start(struct eddy_fs *fs, const struct eddy_events *ev)
+{
+	struct dir_fs *d = dir_fs(fs);
+	struct dir_watch *w = NULL;
+	int err = 0;
+
+	if (d->opt.watch == DIR_WATCH_NONE || d->watch)
+		return 0;
+	if (d->opt.watch == DIR_WATCH_FANOTIFY || d->opt.watch == DIR_WATCH_AUTO)
+		w = watch_new(d, ev, &watch_fanotify, &err);
+	if (!w && d->opt.watch != DIR_WATCH_FANOTIFY)
+		w = watch_new(d, ev, &watch_inotify, &err);
+	if (!w) {
+		atomic_store(&d->degraded, true);
+		return err;
+	}
+	d->watch = w;
+	/* the root, and every directory already known */
+	watch_add(d, EDDY_ROOT_INO, d->root_fd, NULL, true);
+	dir_node_watch_known(d);
+	if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
+		d->watch = NULL;
+		watch_free(w);
+		atomic_store(&d->degraded, true);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+void dir_watch_stop(struct eddy_fs *fs)
+{
+	struct dir_fs *d = dir_fs(fs);
+	struct dir_watch *w = d->watch;
+	uint64_t one = 1;
+
+	if (!w)
+		return;
+	if (write(w->stopfd, &one, sizeof(one)) < 0)
+		return;
+	pthread_join(w->thread, NULL);
+	pthread_mutex_lock(&d->lock);
+	d->watch = NULL;
+	pthread_mutex_unlock(&d->lock);
+	watch_free(w);
+}
+
+const char *dir_watch_source(struct dir_fs *d)
+{
+	struct dir_watch *w = d->watch;
+
+	return w ? w->src->name : NULL;
 }
 
 void dir_watch_report(struct dir_fs *d, eddy_stat_fn fn, void *arg)
 {
 	struct dir_watch *w = d->watch;
 
-	fn(arg, "change_source_inotify", w ? 1 : 0);
+	fn(arg, "change_source_fanotify", w && w->src == &watch_fanotify ? 1 : 0);
+	fn(arg, "change_source_inotify", w && w->src == &watch_inotify ? 1 : 0);
 	fn(arg, "change_degraded", atomic_load(&d->degraded) ? 1 : 0);
 	if (!w)
 		return;
@@ -518,29 +563,31 @@ void dir_watch_report(struct dir_fs *d, eddy_stat_fn fn, void *arg)
 	fn(arg, "change_fallbacks", atomic_load(&w->nfallbacks));
 	fn(arg, "watches", atomic_load(&w->nwatches));
 	fn(arg, "watch_failures", atomic_load(&w->nfailures));
+	if (w->src == &watch_fanotify)
+		fn(arg, "change_handle_decodes", atomic_load(&w->ndecodes));
 }
 
-/* Watches node INO with MASK (no-op without change detection). */
-static void watch_node(struct dir_fs *d, uint64_t ino, const struct stat *seen, uint32_t mask)
+/* Watches node INO (no-op without change detection). */
+static void watch_node(struct dir_fs *d, uint64_t ino, const struct stat *seen, bool dir)
 {
 	int fd = dir_node_fd_get(d, ino, NULL);
 
 	if (fd < 0)
 		return;
-	dir_watch_add(d, ino, fd, seen, mask);
+	watch_add(d, ino, fd, seen, dir);
 	dir_node_fd_put(d, ino);
 }
 
 void dir_watch_new_dir(struct dir_fs *d, uint64_t ino, const struct stat *seen)
 {
 	if (d->watch)
-		watch_node(d, ino, seen, WATCH_MASK);
+		watch_node(d, ino, seen, true);
 }
 
 void dir_watch_new_multilink(struct dir_fs *d, uint64_t ino)
 {
 	if (d->watch && !dir_node_has_wd(d, ino))
-		watch_node(d, ino, NULL, FILE_MASK);
+		watch_node(d, ino, NULL, false);
 }
 
 /* A timeout the kernel may use: the configured one, or the fallback one
