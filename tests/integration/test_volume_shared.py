@@ -26,13 +26,10 @@ import pytest
 from conftest import SQLITE, is_mounted, wait_for
 from coherence_util import (LockHolder, SEE_TIMEOUT, eventually, get_lock, listing,
                             lstat_view, read_or_err, try_lock)
-from test_coherence import (EVENTS, KNOWN_LIMITS, RO_OPTIONS, SCENARIOS, check_change,
-                            pwrite, wfile)
+from test_coherence import RO_OPTIONS, SCENARIOS, check_change, pwrite, wfile
 
 PYTHON = "/usr/bin/python3"
-
-# inotify limits of the dir backend do not apply to the change log
-VOLUME_LIMITS = {n: r for n, r in KNOWN_LIMITS.items() if n != "hardlink_other_dir"}
+EVENTS = ("--coherence=events",)      # no --watch: volumes follow their change log
 
 
 def _q(vol, sql):
@@ -48,9 +45,7 @@ def _mounts(make_mount, vol, n, **kw):
             for _ in range(n)]
 
 
-@pytest.mark.parametrize("scen", [
-    pytest.param(n, marks=pytest.mark.xfail(reason=VOLUME_LIMITS[n], strict=False))
-    if n in VOLUME_LIMITS else n for n in sorted(SCENARIOS)])
+@pytest.mark.parametrize("scen", sorted(SCENARIOS))
 def test_change_seen_by_other_volume_mounts(scen, make_mount, make_volume):
     s = SCENARIOS[scen]
     vol = make_volume()
