@@ -23,6 +23,7 @@ int cli_control_request(const char *mnt, const char *request);
 int cli_control_request_capture(const char *mnt, const char *request, char *buf,
 				size_t size);
 int cmd_format(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 /* options.c */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -62,7 +62,9 @@ static const char mount_usage[] =
 	"                   events: the kernel caches names, absences, attributes,\n"
 	"                     file data and listings for a day; changes made\n"
 	"                     elsewhere are invalidated precisely within ms\n"
-	"                     (mem: nothing changes elsewhere: day-long caches)\n"
+	"                     (mem: nothing changes elsewhere: day-long caches;\n"
+	"                     sqlite: other mounts' changes come through the\n"
+	"                     volume's change log)\n"
 	"                   ttl:<ms>: fixed cache timeouts, no invalidation\n"
 	"                   off: no caching (like bindfs)\n"
 	"  --watch=S        how events mode notices changes [EDDYFS_WATCH,\n"
@@ -82,7 +84,8 @@ static const char mount_usage[] =
 	"                   descriptor of the file drops them; one more round\n"
 	"                   trip per close)\n"
 	"                   local: the kernel keeps locks per mount [EDDYFS_LOCKS]\n"
-	"                   (mem:, sqlite: always local: one mount is all there is)\n"
+	"                   (mem: always local; sqlite: shared and posix keep\n"
+	"                   the locks in the volume, shared by all its mounts)\n"
 	"  --writeback-cache  let the kernel buffer writes (faster small writes;\n"
 	"                   only for backing dirs nobody else writes)\n"
 	"                   [EDDYFS_WRITEBACK_CACHE=1]\n"
@@ -527,6 +530,15 @@ static int vol_cache_policy(const struct mount_args *a, struct vol_options *o)
 	return own_cache_policy(a, &c);
 }
 
+/* Does a volume mount follow the other mounts' news (coherence=events)? */
+static bool vol_follows(const struct mount_args *a)
+{
+	enum coherence mode;
+	double t;
+
+	return parse_coherence(a, &mode, &t) == 0 && mode == COH_EVENTS;
+}
+
 static int check_dir(const char *what, const char *path, char *real)
 {
 	struct stat st;
@@ -697,6 +709,9 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 
 		vol_options_default(&vopt);
 		vol_cache_policy(a, &vopt);
+		vopt.mountpoint = a->mountpoint;
+		/* other mounts' changes come as news (events: long timeouts) */
+		fo.notify = vol_follows(a);
 		r = vol_fs_open(a->backing, &vopt, &fs, err, sizeof(err));
 	} else {
 		dir_options_default(&dopt);

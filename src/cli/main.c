@@ -22,6 +22,7 @@ static const char usage[] =
 	"                            block folder\n"
 	"  umount --mount P [--mount P ...] | --mount-base D\n"
 	"                            unmount eddyfs mounts, wait for their daemons\n"
+	"  status <volume-dir>       a volume's sessions, usage and counters\n"
 	"  stats --mount P           print a running mount's counters\n"
 	"  chaos show|set|fault|clear|partition|heal|drop-unsynced|crash --mount P\n"
 	"                            control a chaos client at run time\n"
@@ -56,6 +57,8 @@ int main(int argc, char **argv)
 		return cmd_umount(argc - 1, argv + 1);
 	if (!strcmp(cmd, "format"))
 		return cmd_format(argc - 1, argv + 1);
+	if (!strcmp(cmd, "status"))
+		return cmd_status(argc - 1, argv + 1);
 	if (!strcmp(cmd, "stats"))
 		return cmd_stats(argc - 1, argv + 1);
 	if (!strcmp(cmd, "chaos"))

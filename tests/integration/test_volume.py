@@ -143,15 +143,24 @@ def test_mount_refuses_damage_found_by_the_integrity_check(run_eddy, make_volume
     assert not is_mounted(mnt)
 
 
-def test_mount_refuses_a_volume_in_use(make_mount, make_volume, run_eddy, workdir):
+def test_mount_refuses_a_volume_locked_exclusively(make_mount, make_volume, run_eddy,
+                                                   workdir):
+    """Mounts share a volume; an exclusive tool's lock (fsck --repair, gc,
+    load take eddyfs.lock with LOCK_EX) refuses a new mount."""
+    import fcntl
     vol = make_volume()
     m = make_mount(backing=f"{SQLITE}{vol}")
     assert m.backend == "volume" and m.volume == vol and m.backing is None
     source = [x for x in read_mounts() if x[1] == str(m.mnt)][-1][0]
     assert source == f"{SQLITE}{vol}"
-    m2 = mkd(workdir / "m2")
-    r = assert_refused(run_eddy, ["mount", f"{SQLITE}{vol}", m2], [m2])
-    assert "in use" in r.stderr
+    m2 = make_mount(backing=f"{SQLITE}{vol}")          # a second mount: shared
+    assert is_mounted(m2.mnt)
+    vol2 = make_volume()
+    with open(os.path.join(vol2, "eddyfs.lock"), "r+") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        m3 = mkd(workdir / "m3")
+        r = assert_refused(run_eddy, ["mount", f"{SQLITE}{vol2}", m3], [m3])
+        assert "exclusive" in r.stderr
 
 
 # --------------------------------------------------------------------------

@@ -5,9 +5,7 @@
 ** format` (vol_format.c describes the layout).
 **
 ** Guarantees:
-**   1. Local-filesystem semantics for every operation of fs.h but the
-**      shared-lock ops (the kernel keeps locks per mount) and change news
-**      (one mount at a time: nothing changes behind its back): errors,
+**   1. Local-filesystem semantics for every operation of fs.h: errors,
 **      times, link counts, hard links, symlinks, special files, ownership
 **      (setgid directories, setuid clearing), xattrs and POSIX ACLs as
 **      ext4. The backend checks no access rights: it sets
@@ -18,8 +16,9 @@
 **   3. Data written is durable once close(2) or fsync(2) returned 0; a
 **      kill -9 or power loss at any moment leaves a consistent volume
 **      (at worst unreferenced blocks, for a later gc) (vol_int.h, DATA).
-**   4. Open-unlinked files live until their last close; after a crash
-**      the orphans are deleted by the next open of the volume.
+**   4. Open-unlinked files live until their last close in every mount
+**      (`holds` rows, vol_session.c rule 3); after a crash the orphans are
+**      deleted once the dead session is reaped.
 **   5. Sparse files: missing chunks and all-zero chunks cost no block.
 **   6. Blocks are checksummed (XXH3-64); a missing or corrupt block reads
 **      as -EIO for its range. A full disk is -ENOSPC and the volume stays
@@ -27,10 +26,19 @@
 **      limits (set by format) give -ENOSPC.
 **   7. Thread safety with one connection under db_lock and a lock per
 **      open file's data (vol_int.h, LOCKS).
-**   8. Only one mount has a volume open (flock on eddyfs.lock).
-** Does not provide (yet): multi-mount coherence (change log, sessions),
-** locks shared across mounts, fallocate punch-hole/zero-range, SEEK_DATA,
-** gc of unreferenced blocks, fsck.
+**   8. Several mounts (and CLI clients) of one volume on one host share it
+**      (flock LOCK_SH on eddyfs.lock; exclusive tools take LOCK_EX):
+**      each is a session with a heartbeat (vol_session.c); totals and
+**      block ids are kept in the database by every transaction; every
+**      change is logged in the same transaction and followed by the other
+**      mounts, which invalidate the kernel's caches (vol_follow.c), so
+**      day-long cache timeouts stay coherent. Data reaches the other
+**      mounts when it is written out (close, fsync, a full chunk):
+**      close-to-open consistency, within the follower's delay (ms).
+**   9. fcntl and flock locks live in the database and conflict across
+**      every mount of the volume (vol_lock.c).
+** Does not provide (yet): gc of unreferenced blocks, fsck, several hosts
+** (PostgreSQL); see README Limits.
 ** Only the frontend (and tests) call these functions, through vol_fs_ops.
 */
 #include <errno.h>
@@ -56,66 +64,33 @@ void vol_options_default(struct vol_options *o)
 	o->cache_readdir = true;
 }
 
-static int64_t sum(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *s;
-	int64_t v = 0;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-		return 0;
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return v;
-}
-
-/* Loads the counters and deletes the orphans a crash left behind. */
+/* Joins the volume: session, change triggers, reaping, the background
+** thread. */
 static int volume_start(struct vol_fs *v, char *err, size_t errlen)
 {
-	sqlite3_stmt *s;
-	struct vol_attr *orphans = NULL;
-	size_t n = 0, cap = 0;
-	int r = 0, rc;
+	int r;
 
-	v->used_bytes = sum(v->db, "SELECT total(len) FROM chunks") +
-			sum(v->db, "SELECT total(length(name) + length(value)) FROM xattrs") +
-			sum(v->db, "SELECT total(length(target)) FROM symlinks");
-	v->ninodes = sum(v->db, "SELECT count(*) FROM inodes");
-	v->next_block = v->block_hwm =
-		(uint64_t)sum(v->db, "SELECT value FROM meta WHERE key = 'block_hwm'");
-	if (v->next_block == 0)
-		v->next_block = v->block_hwm = 1;
-	s = vol_q(v, Q_ORPHANS);
-	if (!s) {
-		snprintf(err, errlen, "database: %s", sqlite3_errmsg(v->db));
-		return -EIO;
+	if ((r = vol_schema_upgrade(v))) {
+		snprintf(err, errlen, "upgrading the database: %s", sqlite3_errmsg(v->db));
+		return r;
 	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (n == cap) {
-			struct vol_attr *o = realloc(orphans, (cap = cap ? cap * 2 : 16) *
-							      sizeof(*o));
-
-			if (!o) {
-				r = -ENOMEM;
-				break;
-			}
-			orphans = o;
-		}
-		vol_attr_from_row(s, 0, &orphans[n++]);
+	if ((r = vol_session_register(v, v->opt.mountpoint ? "mount" : "client",
+				      v->opt.mountpoint)) ||
+	    (r = vol_changes_triggers(v))) {
+		snprintf(err, errlen, "registering the session: %s", sqlite3_errmsg(v->db));
+		return r;
 	}
-	sqlite3_reset(s);
-	if (!r && rc != SQLITE_DONE)
-		r = vol_db_errno(rc);
-	if (!r && n && !(r = vol_tx_begin(v))) {
-		for (size_t i = 0; i < n && !r; i++)
-			r = vol_inode_delete_rows(v, &orphans[i]);
-		r = vol_tx_end(v, r);
-		if (!r)
-			r = vol_db_sync(v);
-	}
-	free(orphans);
-	if (r)
+	if ((r = vol_session_reap(v))) {
 		snprintf(err, errlen, "deleting orphans: %s", strerror(-r));
+		return r;
+	}
+	if ((r = vol_db_sync(v))) {
+		snprintf(err, errlen, "database: %s", strerror(-r));
+		return r;
+	}
+	pthread_mutex_unlock(&v->db_lock);
+	r = vol_bg_start(v, err, errlen);
+	pthread_mutex_lock(&v->db_lock);
 	return r;
 }
 
@@ -159,11 +134,19 @@ int vol_fs_open(const char *dir, const struct vol_options *o, struct eddy_fs **o
 		r = vol_db_open_checked(v->dir_fd, dir, false, &v->db, &fo, err, errlen);
 		goto fail;
 	}
+	/* shared by every mount and client; exclusive tools (fsck --repair,
+	 * gc, load) take it exclusively */
 	v->lock_fd = openat(v->dir_fd, VOL_LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (v->lock_fd < 0 || flock(v->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+	if (v->lock_fd < 0 || flock(v->lock_fd, LOCK_SH | LOCK_NB) < 0) {
 		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		snprintf(err, errlen, r == -EBUSY ? "volume %s is in use by another mount" :
-			 "volume %s: lock file: %s", dir, strerror(-r));
+		snprintf(err, errlen, r == -EBUSY ? "volume %s is in use by an exclusive tool "
+			 "(fsck --repair, gc, load)" : "volume %s: lock file: %s", dir,
+			 strerror(-r));
+		goto fail;
+	}
+	if (!(v->path = strdup(dir))) {
+		r = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
 	r = vol_db_open_checked(v->dir_fd, dir, false, &v->db, &fo, err, errlen);
@@ -189,7 +172,10 @@ int vol_fs_open(const char *dir, const struct vol_options *o, struct eddy_fs **o
 		snprintf(err, errlen, "volume %s: %s", dir, sqlite3_errmsg(v->db));
 		goto fail;
 	}
-	if ((r = volume_start(v, err, errlen)))
+	pthread_mutex_lock(&v->db_lock);
+	r = volume_start(v, err, errlen);
+	pthread_mutex_unlock(&v->db_lock);
+	if (r)
 		goto fail;
 	*out = &v->base;
 	return 0;
@@ -205,6 +191,7 @@ static void vol_destroy(struct eddy_fs *fs)
 {
 	struct vol_fs *v = vol_fs(fs);
 
+	vol_bg_stop(v);
 	while (v->files) {
 		struct vol_file *f = v->files;
 
@@ -214,9 +201,17 @@ static void vol_destroy(struct eddy_fs *fs)
 			vol_data_flush(v, f->vi, true);
 			pthread_rwlock_unlock(&f->vi->data_lock);
 		}
+		free(f->lk_owners);  /* the rows go with the session */
 		free(f);
 	}
 	vol_table_free(v);
+	if (v->db) {
+		/* our holds, locks and session row go; orphans nobody holds too */
+		pthread_mutex_lock(&v->db_lock);
+		vol_session_end(v);
+		vol_db_sync(v);
+		pthread_mutex_unlock(&v->db_lock);
+	}
 	for (int i = 0; i < Q_COUNT; i++)
 		if (v->stmt[i])
 			sqlite3_finalize(v->stmt[i]);
@@ -233,6 +228,7 @@ static void vol_destroy(struct eddy_fs *fs)
 		close(v->dir_fd);
 	pthread_mutex_destroy(&v->table_lock);
 	pthread_mutex_destroy(&v->db_lock);
+	free(v->path);
 	free(v);
 }
 
@@ -242,6 +238,7 @@ static void vol_report(struct eddy_fs *fs, eddy_stat_fn fn, void *arg)
 	long long used, inodes, nodes;
 
 	pthread_mutex_lock(&v->db_lock);
+	vol_totals_read(v);
 	used = v->used_bytes;
 	inodes = v->ninodes;
 	pthread_mutex_unlock(&v->db_lock);
@@ -260,6 +257,11 @@ static void vol_report(struct eddy_fs *fs, eddy_stat_fn fn, void *arg)
 	fn(arg, "vol_blocks_read", atomic_load(&v->blocks_read));
 	fn(arg, "vol_block_cache_hits", atomic_load(&v->cache_hits));
 	fn(arg, "vol_blocks_bad", atomic_load(&v->bad_blocks));
+	fn(arg, "vol_session", (long long)v->session);
+	fn(arg, "vol_news_rows", atomic_load(&v->news_rows));
+	fn(arg, "vol_news_gaps", atomic_load(&v->news_gaps));
+	fn(arg, "vol_sessions_reaped", atomic_load(&v->sessions_reaped));
+	fn(arg, "vol_orphans_reaped", atomic_load(&v->orphans_reaped));
 }
 
 static int vol_statfs(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino,
@@ -272,6 +274,7 @@ static int vol_statfs(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino
 	(void)c;
 	(void)ino;
 	pthread_mutex_lock(&v->db_lock);
+	vol_totals_read(v);
 	used = (uint64_t)(v->used_bytes + atomic_load(&v->reserved) + 4095) / 4096;
 	n = (uint64_t)v->ninodes;
 	pthread_mutex_unlock(&v->db_lock);
@@ -328,13 +331,14 @@ const struct eddy_fs_ops vol_fs_ops = {
 	.getxattr = vol_getxattr,
 	.listxattr = vol_listxattr,
 	.removexattr = vol_removexattr,
-	/* one mount per volume for now: no change news, and the kernel keeps
-	 * locks per mount; no poll (always ready) */
-	.watch_start = NULL,
-	.watch_stop = NULL,
-	.getlk = NULL,
-	.setlk = NULL,
-	.flock = NULL,
-	.flush_owner = NULL,
+	/* change news from the other opens of the volume (vol_follow.c) */
+	.watch_start = vol_watch_start,
+	.watch_stop = vol_watch_stop,
+	/* locks in the database, shared by every open (vol_lock.c) */
+	.getlk = vol_getlk,
+	.setlk = vol_setlk,
+	.flock = vol_flock,
+	.flush_owner = vol_flush_owner,
+	/* no poll (always ready) */
 	.poll = NULL,
 };

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../../fs.h"
 
@@ -25,14 +26,16 @@ struct vol_format_options {
 	uint64_t max_inodes;       /* 0: unlimited */
 };
 
-/* Cache policy of one mount (nothing changes behind its back: the volume
-** is locked by the mount that has it open). */
+/* Cache policy of one open, and what its session row says of it. Other
+** opens' changes reach the kernel through change news (watch_start), so
+** long timeouts stay coherent. */
 struct vol_options {
 	double entry_timeout;
 	double attr_timeout;
 	double negative_timeout;
 	bool keep_cache;
 	bool cache_readdir;
+	const char *mountpoint;    /* NULL: a client without a mount */
 };
 
 void vol_format_options_default(struct vol_format_options *o);
@@ -43,15 +46,20 @@ void vol_options_default(struct vol_options *o);
 ** was found (a directory this call created is removed again). */
 int vol_format(const char *dir, const struct vol_format_options *o, char *err, size_t errlen);
 
-/* Is DIR a volume this build can mount, not mounted elsewhere? Reads only
+/* Is DIR a volume this build can mount, not held by an exclusive tool? Reads only
 ** (the database as an immutable file: no -wal/-shm made, no lock taken);
 ** the full integrity check comes with vol_fs_open. 0, or a negative
 ** errno and a one-line reason in ERR. */
 int vol_check(const char *dir, char *err, size_t errlen);
 
-/* Opens the volume in DIR for one mount: locks it against other mounts,
-** then deletes the orphans a crash left (inodes without a name). */
+/* Opens the volume in DIR for one mount or client: a shared lock on
+** eddyfs.lock (refused while an exclusive tool holds it), a session row,
+** then the reaping of dead sessions and of the orphans nobody holds. */
 int vol_fs_open(const char *dir, const struct vol_options *o, struct eddy_fs **out, char *err,
 		size_t errlen);
+
+/* Prints DIR's sessions, usage and counters (eddyfs status) to OUT; reads
+** only. 0, or a negative errno and a one-line reason in ERR. */
+int vol_status(const char *dir, FILE *out, char *err, size_t errlen);
 
 #endif /* EDDY_VOL_H */

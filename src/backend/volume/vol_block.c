@@ -7,8 +7,9 @@
 **      as blocks/XX/<id>.tmp, fsynced, renamed to blocks/XX/<id>, and
 **      the folder is fsynced (once per folder per flush) before any
 **      transaction refers to it. Ids come from a counter persisted in
-**      meta.block_hwm in steps of VOL_BLOCK_ID_BATCH, so an id is never
-**      handed out twice, across crashes too.
+**      meta.block_hwm in steps of VOL_BLOCK_ID_BATCH (one UPDATE ...
+**      RETURNING in its own transaction, outside any other), so an id is
+**      never handed out twice, across crashes and across mounts.
 **   2. Every read verifies the header and the XXH3-64 checksum of the
 **      stored bytes, and zstd-decodes compressed blocks; a missing,
 **      short or corrupt block is -EIO (and counted in bad_blocks).
@@ -55,18 +56,21 @@ static void block_name(uint64_t id, char *buf, size_t size, bool tmp)
 int vol_block_alloc(struct vol_fs *v, uint64_t *id)
 {
 	if (v->next_block >= v->block_hwm) {
-		sqlite3_stmt *s = vol_q(v, Q_META_SET);
-		uint64_t hwm = v->next_block + VOL_BLOCK_ID_BATCH;
-		int err;
+		/* one statement: atomic against every other mount's batch */
+		sqlite3_stmt *s = vol_q(v, Q_BLOCK_HWM);
+		int rc;
 
 		if (!s)
 			return -EIO;
-		sqlite3_bind_text(s, 1, "block_hwm", -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 2, (int64_t)hwm);
-		err = vol_exec(v, s);
-		if (err)
-			return err;
-		v->block_hwm = hwm;
+		sqlite3_bind_int64(s, 1, VOL_BLOCK_ID_BATCH);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
+			v->block_hwm = (uint64_t)sqlite3_column_int64(s, 0);
+			v->next_block = v->block_hwm - VOL_BLOCK_ID_BATCH;
+		}
+		sqlite3_reset(s);
+		if (rc != SQLITE_ROW)
+			return rc == SQLITE_DONE ? -EIO : vol_db_errno(rc);
 	}
 	*id = v->next_block++;
 	return 0;

@@ -7,9 +7,12 @@
 ** connection runs in WAL mode with synchronous=NORMAL: a commit is atomic
 ** and survives a process crash at once, and a power loss once the next
 ** synchronous=FULL commit (vol_db_sync) has been made; fsync, fsyncdir and
-** close of a written file make one. Counters a transaction changes are
-** kept as deltas and applied only when it commits; blocks it unreferences
-** are unlinked only after the commit.
+** close of a written file make one. Several mounts may write the volume:
+** every write transaction is BEGIN IMMEDIATE (the busy timeout waits for
+** another connection's transaction to end) and, on a volume with limits,
+** re-reads the totals (meta.used_bytes, meta.ninodes) inside it; the
+** deltas it makes are added to those rows in the same transaction. Blocks it unreferences are
+** unlinked only after the commit.
 */
 #include <errno.h>
 #include <stdlib.h>
@@ -63,7 +66,17 @@ static const char *const query_sql[Q_COUNT] = {
 	[Q_CHUNK_TRIM] = "UPDATE chunks SET len = ?3 WHERE ino = ?1 AND idx = ?2",
 	[Q_META_GET] = "SELECT value FROM meta WHERE key = ?1",
 	[Q_META_SET] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
-	[Q_ORPHANS] = "SELECT " INODE_COLS " FROM inodes WHERE nlink = 0",
+	/* orphans no session holds (vol_session.c) */
+	[Q_ORPHANS] = "SELECT " INODE_COLS " FROM inodes WHERE nlink = 0"
+		      " AND ino NOT IN (SELECT ino FROM holds)",
+	[Q_TOTALS_GET] = "SELECT (SELECT value FROM meta WHERE key = 'used_bytes'),"
+			 " (SELECT value FROM meta WHERE key = 'ninodes')",
+	[Q_TOTALS_ADD] = "UPDATE meta SET value = value + ?2 WHERE key = ?1",
+	[Q_BLOCK_HWM] = "UPDATE meta SET value = value + ?1 WHERE key = 'block_hwm'"
+			" RETURNING value",
+	[Q_HOLD_ADD] = "INSERT OR IGNORE INTO holds(ino, session) VALUES(?1, ?2)",
+	[Q_HOLD_DEL] = "DELETE FROM holds WHERE ino = ?1 AND session = ?2",
+	[Q_HOLD_ANY] = "SELECT 1 FROM holds WHERE ino = ?1 LIMIT 1",
 };
 
 int vol_db_errno(int rc)
@@ -142,7 +155,50 @@ int vol_tx_begin(struct vol_fs *v)
 	v->in_tx = true;
 	v->tx_used = v->tx_inodes = 0;
 	v->tx_ndead = 0;
-	return 0;
+	/* the totals as every mount left them (the write lock is ours), for
+	 * the limit checks; statfs and report read them themselves */
+	if ((v->capacity || v->max_inodes) && (r = vol_totals_read(v))) {
+		vol_sql(v->db, "ROLLBACK");
+		v->in_tx = false;
+	}
+	return r;
+}
+
+int vol_totals_read(struct vol_fs *v)
+{
+	sqlite3_stmt *s = vol_q(v, Q_TOTALS_GET);
+	int rc;
+
+	if (!s)
+		return -EIO;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+		v->used_bytes = sqlite3_column_int64(s, 0);
+		v->ninodes = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : vol_db_errno(rc);
+}
+
+/* Adds this transaction's deltas to the totals in meta. */
+static int totals_add(struct vol_fs *v)
+{
+	static const char *const key[2] = { "used_bytes", "ninodes" };
+	int64_t delta[2] = { v->tx_used, v->tx_inodes };
+	int err = 0;
+
+	for (int i = 0; i < 2 && !err; i++) {
+		sqlite3_stmt *s;
+
+		if (!delta[i])
+			continue;
+		if (!(s = vol_q(v, Q_TOTALS_ADD)))
+			return -EIO;
+		sqlite3_bind_text(s, 1, key[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, delta[i]);
+		err = vol_exec(v, s);
+	}
+	return err;
 }
 
 int vol_tx_end(struct vol_fs *v, int err)
@@ -151,6 +207,8 @@ int vol_tx_end(struct vol_fs *v, int err)
 
 	if (!v->in_tx)
 		return err;
+	if (!err)
+		err = totals_add(v);
 	if (!err)
 		err = vol_sql(v->db, "COMMIT");
 	if (err) {

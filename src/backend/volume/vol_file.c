@@ -33,6 +33,9 @@ static void fill_open(struct vol_fs *v, struct eddy_open *how, bool dir)
 	memset(how, 0, sizeof(*how));
 	how->keep_cache = v->opt.keep_cache;
 	how->cache_readdir = dir && v->opt.cache_readdir;
+	/* close(2) writes the data out (and, with shared locks, drops the
+	 * closing owner's POSIX locks: the exact close rule) */
+	how->wants_flush = !dir;
 }
 
 /* O_TRUNC of an open by C: the file becomes empty (one transaction). */

@@ -17,12 +17,24 @@
 **                  symlinks(ino, target)
 **                  xattrs(ino, name, value)
 **                  chunks(ino, idx, block, len)  data (vol_int.h, DATA)
+**                meta also holds used_bytes and ninodes (totals kept by
+**                every transaction). Shared use (vol_session.c; added to
+**                older volumes at open, no version bump):
+**                  sessions(id, host, pid, pid_start, kind, mountpoint,
+**                           started, heartbeat, cursor)  one per open
+**                  holds(ino, session)  open-unlinked inodes kept alive
+**                  changes(seq, session, kind, ino, parent, name)  the
+**                                       change log (vol_follow.c)
+**                  locks(ino, session, owner, flock, type, start, end,
+**                        pid)           fcntl/flock locks (vol_lock.c)
 **   blocks/XX/   immutable blocks, XX = low byte of the id in hex; a block
 **                is a 32-byte header (magic "EDDYBLK1", raw length, stored
 **                length, flags (1 = zstd), XXH3-64 of the stored bytes)
 **                and the stored bytes. Named by a 16-hex-digit id that is
 **                never reused; written as NAME.tmp, fsynced, renamed.
-**   eddyfs.lock  flock(LOCK_EX) by the one mount that has the volume open.
+**   eddyfs.lock  flock(LOCK_SH) by every mount and client that has the
+**                volume open; LOCK_EX|LOCK_NB by exclusive tools (fsck
+**                --repair, gc, load), which refuse while anyone has it.
 **
 ** Version rule: a volume whose format_version is above VOL_FORMAT_VERSION
 ** is refused, never changed.
@@ -416,7 +428,8 @@ int vol_check(const char *dir, char *err, size_t errlen)
 		lock_fd = openat(dir_fd, VOL_LOCK_NAME, O_RDONLY | O_CLOEXEC);
 		if (lock_fd >= 0 && flock(lock_fd, LOCK_SH | LOCK_NB) < 0 &&
 		    errno == EWOULDBLOCK) {
-			snprintf(err, errlen, "volume %s is in use by another mount", dir);
+			snprintf(err, errlen, "volume %s is in use by an exclusive tool "
+				 "(fsck --repair, gc, load)", dir);
 			r = -EBUSY;
 		}
 		if (lock_fd >= 0)

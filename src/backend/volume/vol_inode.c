@@ -145,9 +145,27 @@ bool vol_inode_held(struct vol_fs *v, uint64_t ino)
 	struct vol_inode *vi;
 	bool held;
 
+	if (!v->table)
+		return false;   /* the open is ending: it holds nothing */
 	pthread_mutex_lock(&v->table_lock);
 	vi = find(v, ino);
 	held = vi && (vi->nlookup || vi->nopen || vi->pins);
+	pthread_mutex_unlock(&v->table_lock);
+	return held;
+}
+
+bool vol_inode_adopt(struct vol_fs *v, uint64_t ino)
+{
+	struct vol_inode *vi;
+	bool held;
+
+	if (!v->table)
+		return false;
+	pthread_mutex_lock(&v->table_lock);
+	vi = find(v, ino);
+	held = vi && (vi->nlookup || vi->nopen || vi->pins);
+	if (held)
+		vi->orphan = true;
 	pthread_mutex_unlock(&v->table_lock);
 	return held;
 }
@@ -196,15 +214,31 @@ int vol_fill_entry(struct vol_fs *v, const struct vol_attr *a, struct eddy_entry
 void vol_inode_reap(struct vol_fs *v, uint64_t ino)
 {
 	struct vol_attr a;
+	sqlite3_stmt *s;
 	int err;
 
-	if (vol_inode_held(v, ino) || vol_attr_get(v, ino, &a) || a.nlink > 0 ||
-	    ino == EDDY_ROOT_INO)
+	if (vol_inode_held(v, ino) || ino == EDDY_ROOT_INO)
 		return;
 	err = vol_tx_begin(v);
-	if (!err)
-		err = vol_tx_end(v, vol_inode_delete_rows(v, &a));
-	/* on failure the row stays an orphan: deleted at the next mount */
+	if (err)
+		return;         /* the hold stays: the reaper of our session end */
+	s = vol_q(v, Q_HOLD_DEL);
+	if (!s)
+		err = -EIO;
+	if (!err) {
+		sqlite3_bind_int64(s, 1, (int64_t)ino);
+		sqlite3_bind_int64(s, 2, v->session);
+		err = vol_exec(v, s);
+	}
+	/* deleted now only if no other session may reference it unadopted;
+	 * else the reaper deletes it when it is old enough (vol_session.c) */
+	if (!err && !(err = vol_attr_get(v, ino, &a)) && a.nlink == 0 &&
+	    (err = vol_hold_any(v, ino)) == 0 && (err = vol_session_others(v)) == 0)
+		err = vol_inode_delete_rows(v, &a);
+	if (err == -ESTALE || err > 0)
+		err = 0;        /* gone already, or another session holds it */
+	vol_tx_end(v, err);
+	/* on failure the row stays an orphan: the reaper deletes it */
 }
 
 void vol_inode_unref(struct vol_fs *v, uint64_t ino, uint64_t n, bool opened)
@@ -234,6 +268,7 @@ int vol_inode_unlinked(struct vol_fs *v, const struct vol_attr *a)
 {
 	struct vol_inode *vi;
 	bool held;
+	int any;
 
 	if (a->nlink > 0)
 		return 0;
@@ -243,7 +278,16 @@ int vol_inode_unlinked(struct vol_fs *v, const struct vol_attr *a)
 	if (held)
 		vi->orphan = true;
 	pthread_mutex_unlock(&v->table_lock);
-	return held ? 0 : vol_inode_delete_rows(v, a);
+	if (held)
+		return vol_hold_add(v, a->ino);
+	any = vol_hold_any(v, a->ino);
+	if (any)
+		return any < 0 ? any : 0;  /* another session lets go later */
+	/* another session may have it open: its reaper adopts it, or ours
+	 * deletes it once it is old enough (vol_session.c, rule 3) */
+	if ((any = vol_session_others(v)))
+		return any < 0 ? any : 0;
+	return vol_inode_delete_rows(v, a);
 }
 
 int vol_handle_new(struct vol_fs *v, uint64_t ino, int flags, bool dir, struct eddy_file **fp)
@@ -280,6 +324,7 @@ void vol_handle_free(struct vol_fs *v, struct vol_file *f)
 {
 	uint64_t ino = f->vi->ino;
 
+	vol_locks_release_file(v, f);
 	pthread_mutex_lock(&v->table_lock);
 	if (f->prev)
 		f->prev->next = f->next;

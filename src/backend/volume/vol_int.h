@@ -15,6 +15,10 @@
 **   3. vol_fs.table_lock (mutex, leaf): the in-memory inode table (kernel
 **      references, open counts, pins) and every inode's overlay.
 **   4. vol_fs.cache.lock (mutex, leaf): the decoded-block cache.
+**   5. vol_bg.lock (vol_follow.c): the follower's connection and its
+**      state; taken with no other lock of the volume held, never held
+**      while db_lock is taken (the heartbeat drops it first). Lock
+**      waiters sleep on it (vol_bg_wait_commit) holding nothing else.
 ** Block files are read and written with no lock but data_lock.
 **
 ** INODE LIFETIME
@@ -23,8 +27,19 @@
 **     a row is taken under db_lock (with table_lock to read the counts),
 **     in the transaction that drops the last link or by forget/release
 **     once the last reference goes, so it is taken exactly once.
-** (2) A row with nlink = 0 after a crash is an orphan: vol_fs_open
-**     deletes it (and its blocks) before the mount answers.
+** (2) Several opens (sessions) may share the volume. When this open
+**     drops the last link of an inode it still holds, the same
+**     transaction adds a `holds` row (session, ino); the last release or
+**     forget deletes the row and, if no session holds the inode, the
+**     inode. A row with nlink = 0 that no live session holds is an
+**     orphan: the reaper (at open, every VOL_REAP_MS, and at a clean
+**     close) deletes it with its blocks. A session dies with its process
+**     (same host) or after VOL_EXPIRE_MS without a heartbeat; its holds
+**     and locks go with it. An inode another open removed the last name
+**     of is deleted at once only if no other session exists; otherwise
+**     the reaper of every open that references it adopts it (a holds
+**     row) within VOL_REAP_MS, and unadopted orphans go once their ctime
+**     is VOL_EXPIRE_MS old (vol_session.c, rule 3).
 ** (3) Inode numbers come from AUTOINCREMENT: never reused in a volume.
 ** (4) The in-memory struct vol_inode exists while nlookup, nopen or pins
 **     is non-zero; it holds nothing that is not also in the database
@@ -74,6 +89,11 @@
 #define VOL_CACHE_BLOCKS 8          /* decoded blocks kept for reads */
 #define VOL_POOL_BUFS 8             /* spare block buffers kept for reuse */
 #define VOL_BLOCK_ID_BATCH 1024     /* block ids reserved per meta update */
+/* sessions (vol_session.c) and news (vol_follow.c) */
+#define VOL_HEARTBEAT_MS 1000       /* a session's heartbeat */
+#define VOL_EXPIRE_MS 8000          /* no heartbeat for this long: dead */
+#define VOL_REAP_MS 2000            /* dead sessions, orphans, old news */
+#define VOL_FOLLOW_MS 2             /* data_version poll while watching */
 
 /* Prepared statements, cached on the connection (vol_db.c). */
 enum vol_query {
@@ -109,6 +129,12 @@ enum vol_query {
 	Q_META_GET,
 	Q_META_SET,
 	Q_ORPHANS,
+	Q_TOTALS_GET,
+	Q_TOTALS_ADD,
+	Q_BLOCK_HWM,
+	Q_HOLD_ADD,
+	Q_HOLD_DEL,
+	Q_HOLD_ANY,
 	Q_COUNT
 };
 
@@ -207,6 +233,14 @@ struct vol_fs {
 	int npool;
 	atomic_long nopen;
 	atomic_llong blocks_written, blocks_read, cache_hits, bad_blocks;
+
+	/* sessions and change news (vol_session.c, vol_follow.c) */
+	char *path;                /* the volume directory */
+	int64_t session;           /* this open's row in `sessions` */
+	char host[256];
+	struct vol_bg *bg;         /* the background thread (heartbeat, follower) */
+	atomic_llong news_rows, news_gaps, sessions_reaped, orphans_reaped;
+	atomic_llong locks_taken;  /* vol_lock.c: granted lock requests */
 };
 
 static inline struct vol_fs *vol_fs(struct eddy_fs *fs)
@@ -220,12 +254,62 @@ struct vol_file {
 	int flags;
 	bool is_dir;
 	struct vol_file *prev, *next; /* vol_fs.files, table_lock */
+	uint64_t *lk_owners;       /* db_lock: owners that locked through it */
+	unsigned lk_n, lk_cap;
 };
 
 static inline struct vol_file *vol_file(struct eddy_file *f)
 {
 	return (struct vol_file *)f;
 }
+
+/* vol_session.c: sessions, holds, totals, reaping (db_lock held unless said) */
+/* Adds the tables of shared use to an older volume, the totals to meta. */
+int vol_schema_upgrade(struct vol_fs *v);
+/* Registers this open in `sessions` (KIND "mount" or "client"). */
+int vol_session_register(struct vol_fs *v, const char *kind, const char *mountpoint);
+/* Heartbeat; re-registers a session another mount reaped (returns 1). */
+int vol_session_heartbeat(struct vol_fs *v, int64_t cursor, bool following);
+/* Removes dead sessions (their holds and locks), then the orphans no live
+** session holds, then the change rows every follower has read. */
+int vol_session_reap(struct vol_fs *v);
+/* Clean close: this session's holds and locks go, then its orphans. */
+void vol_session_end(struct vol_fs *v);
+/* Is the process PID started at START (clock ticks) still there? */
+bool vol_pid_alive(pid_t pid, int64_t start);
+int64_t vol_pid_start(pid_t pid);
+/* Sessions other than this one (live or not yet reaped). */
+int vol_session_others(struct vol_fs *v);
+/* In a transaction: this session keeps INO (open-unlinked) alive. */
+int vol_hold_add(struct vol_fs *v, uint64_t ino);
+/* Does any session hold INO? (1 yes, 0 no, negative errno) */
+int vol_hold_any(struct vol_fs *v, uint64_t ino);
+
+/* vol_follow.c: change news */
+/* Temporary triggers on this connection that log every change to
+** `changes` with this session's id, in the changing transaction. */
+int vol_changes_triggers(struct vol_fs *v);
+int vol_bg_start(struct vol_fs *v, char *err, size_t errlen);
+void vol_bg_stop(struct vol_fs *v);
+int vol_watch_start(struct eddy_fs *fs, const struct eddy_events *ev);
+void vol_watch_stop(struct eddy_fs *fs);
+/* The last change row read by the follower; is it following? */
+int64_t vol_bg_cursor(struct vol_fs *v);
+bool vol_bg_following(struct vol_fs *v);
+/* Waits (no lock of the volume held) until another connection commits
+** after the *SEEN'th commit seen, or TIMEOUT_MS; updates *SEEN. */
+int vol_bg_wait_commit(struct vol_fs *v, uint64_t *seen, int timeout_ms);
+uint64_t vol_bg_commits(struct vol_fs *v);
+
+/* vol_lock.c: fcntl and flock locks in the database */
+int vol_getlk(struct eddy_fs *, const struct eddy_ctx *, struct eddy_file *, uint64_t,
+	      struct flock *);
+int vol_setlk(struct eddy_fs *, const struct eddy_ctx *, struct eddy_file *, uint64_t,
+	      const struct flock *, bool);
+int vol_flock(struct eddy_fs *, const struct eddy_ctx *, struct eddy_file *, uint64_t, int);
+int vol_flush_owner(struct eddy_fs *, struct eddy_file *, uint64_t);
+/* F's last release: the locks of every owner that locked through it go. */
+void vol_locks_release_file(struct vol_fs *v, struct vol_file *f);
 
 /* vol_format.c: schema and meta */
 int vol_schema_create(sqlite3 *db, const struct vol_format_options *o, char *err,
@@ -241,7 +325,10 @@ int vol_db_errno(int rc);
 /* Steps a statement that returns no row; resets it. */
 int vol_exec(struct vol_fs *v, sqlite3_stmt *s);
 int vol_sql(sqlite3 *db, const char *sql);
+/* BEGIN IMMEDIATE, then the totals as the database has them. */
 int vol_tx_begin(struct vol_fs *v);
+/* Refreshes used_bytes and ninodes from meta. */
+int vol_totals_read(struct vol_fs *v);
 /* Commits when ERR is 0 (then unlinks the dead blocks), else rolls back;
 ** returns ERR or the commit's error. */
 int vol_tx_end(struct vol_fs *v, int err);
@@ -288,6 +375,9 @@ int vol_inode_unlinked(struct vol_fs *v, const struct vol_attr *a);
 /* db_lock may be held: gives back one reference to INO, which has a
 ** name (so it is never deleted here). */
 void vol_inode_unref_named(struct vol_fs *v, uint64_t ino);
+/* Does the mount hold INO? If so it is marked an orphan (its last release
+** lets go of the session's hold). */
+bool vol_inode_adopt(struct vol_fs *v, uint64_t ino);
 /* db_lock held, no transaction: deletes INO if it has no name and nothing holds it. */
 void vol_inode_reap(struct vol_fs *v, uint64_t ino);
 
