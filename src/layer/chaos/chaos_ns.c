@@ -23,6 +23,7 @@
 **     first) is lost, logged and counted, as a late server error would be.
 */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -515,6 +516,10 @@ static struct cpend *new_change(enum cpend_kind kind, const struct eddy_ctx *c, 
 /* Queues P, pinning the inodes it names, and sets the overlay. */
 static int queue_change(struct cfs *s, struct cpend *p, mode_t type)
 {
+	char name[NAME_MAX + 1];
+	const char *what;
+	uint64_t parent;
+	bool has_name;
 	int r = 0;
 
 	pthread_mutex_lock(&s->lock);
@@ -540,11 +545,16 @@ static int queue_change(struct cfs *s, struct cpend *p, mode_t type)
 	default:
 		break;
 	}
+	/* What the decision log says is copied while P is ours: once
+	** enqueued and unlocked, the publisher may coalesce and free it. */
+	what = p->kind == CP_LINKIN ? "create" : p->kind == CP_LINK ? "link" :
+	       p->kind == CP_UNLINK ? "unlink" : p->kind == CP_RMDIR ? "rmdir" : "rename";
+	parent = p->parent;
+	has_name = p->name != NULL;
+	snprintf(name, sizeof(name), "%s", has_name ? p->name : "");
 	chaos_enqueue(s, NULL, p, k_rdelay(s));
 	pthread_mutex_unlock(&s->lock);
-	chaos_decision(s, p->kind == CP_LINKIN ? "create" : p->kind == CP_LINK ? "link" :
-		       p->kind == CP_UNLINK ? "unlink" : p->kind == CP_RMDIR ? "rmdir" : "rename",
-		       p->parent, p->name, "delay", (double)k_rdelay(s));
+	chaos_decision(s, what, parent, has_name ? name : NULL, "delay", (double)k_rdelay(s));
 	return r;
 }
 
