@@ -879,6 +879,7 @@ int queue_fs_open(struct eddy_fs *inner, const struct queue_options *o, struct e
 		return -ENOMEM;
 	}
 	q->inner = inner;
+	eddy_ctx_self(&q->self);
 	q->opt = *o;
 	q->opt.config = NULL;
 	q->epfd = q->stopfd = -1;
