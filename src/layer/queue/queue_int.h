@@ -258,6 +258,7 @@ struct qsynth *qns_current_end(struct qfs *q, struct queue *qu, bool head);
 void qns_note_dir(struct qfs *q, uint64_t parent, const char *name, uint64_t ino);
 void qns_fill_synth_attr(struct qfs *q, const struct qsynth *s, struct stat *st);
 void qns_up_deleted(struct qfs *q, uint64_t parent, const char *name, uint64_t child);
+void qns_write_only(struct eddy_open *how);
 void qns_up_popped(struct qfs *q, uint64_t qino, const char *name, uint64_t child);
 void qns_up_ready(struct qfs *q, uint64_t ino);
 int qns_unlink_inner(struct qfs *q, uint64_t parent, const char *name);
