@@ -21,6 +21,9 @@
  *       blocking read(fd, 64 KiB) returns records "<size> <name>\n"<size bytes>
  *   queue_load [opts] consume-claim-poll DIR SECONDS  same with O_NONBLOCK and
  *       poll(POLLIN) before each read
+ *   queue_load rtt DIR N   the cost of one FUSE round trip: creates DIR/rtt-probe,
+ *       times N fstatat() of it (in a queue, names are never cached: one
+ *       LOOKUP each; elsewhere the kernel's cache answers), then removes it
  *   queue_load [opts] vanish DIR TRIALS   per trial a child mkdir()s DIR/vq<pid>-<i>
  *       and sleeps; the parent SIGKILLs it and polls the observer every -i us
  *       until the queue is gone (bound -T ms, then "never"); reaps the child
@@ -1076,6 +1079,37 @@ static int run_vanish(const char *dir, int trials)
 	return 0;
 }
 
+/* ----------------------------------------------------------------- rtt */
+
+static void usage(void);
+
+static int run_rtt(const char *dir, long n)
+{
+	int dfd = open_dir(dir), fd;
+	struct stat st;
+	uint64_t t0, t1;
+
+	if (n < 1)
+		usage();
+	fd = openat(dfd, "rtt-probe", O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, "x", 1) != 1) {
+		fprintf(stderr, "queue_load: create %s/rtt-probe: %s\n", dir, strerror(errno));
+		return 2;
+	}
+	close(fd);
+	t0 = now_ns();
+	for (long i = 0; i < n; i++)
+		if (fstatat(dfd, "rtt-probe", &st, 0) < 0) {
+			fprintf(stderr, "queue_load: stat: %s\n", strerror(errno));
+			return 2;
+		}
+	t1 = now_ns();
+	unlinkat(dfd, "rtt-probe", 0);
+	printf("{\"role\": \"rtt\", \"calls\": %ld, \"us_per_call\": %.3f}\n", n,
+	       (double)(t1 - t0) / 1e3 / (double)n);
+	return 0;
+}
+
 /* ---------------------------------------------------------------- main */
 
 static void usage(void)
@@ -1084,7 +1118,8 @@ static void usage(void)
 		"usage: queue_load [-w] [-n N] produce DIR SECONDS ID\n"
 		"       queue_load [-w] [-d] [-o FILE] [-D SEC] [-S SEC] consume-{head,head-safe,name,scan,"
 		"claim,claim-poll} DIR SECONDS\n"
-		"       queue_load [-O stat|readdir] [-r] [-T MS] [-i US] [-g N] vanish DIR TRIALS\n");
+		"       queue_load [-O stat|readdir] [-r] [-T MS] [-i US] [-g N] vanish DIR TRIALS\n"
+		"       queue_load rtt DIR N\n");
 	exit(2);
 }
 
@@ -1122,6 +1157,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(role, "vanish"))
 		return run_vanish(dir, atoi(argv[2]));
+	if (!strcmp(role, "rtt"))
+		return run_rtt(dir, atol(argv[2]));
 	if (!strcmp(role, "consume-head") || !strcmp(role, "consume-head-safe") ||
 	    !strcmp(role, "consume-name") || !strcmp(role, "consume-scan") ||
 	    !strcmp(role, "consume-claim") || !strcmp(role, "consume-claim-poll"))
