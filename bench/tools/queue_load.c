@@ -21,6 +21,9 @@
  *       blocking read(fd, 64 KiB) returns records "<size> <name>\n"<size bytes>
  *   queue_load [opts] consume-claim-poll DIR SECONDS  same with O_NONBLOCK and
  *       poll(POLLIN) before each read
+ *   queue_load rtt DIR N   the cost of one FUSE round trip: creates DIR/rtt-probe,
+ *       times N fstatat() of it (in a queue, names are never cached: one
+ *       LOOKUP each; elsewhere the kernel's cache answers), then removes it
  *   queue_load [opts] vanish DIR TRIALS   per trial a child mkdir()s DIR/vq<pid>-<i>
  *       and sleeps; the parent SIGKILLs it and polls the observer every -i us
  *       until the queue is gone (bound -T ms, then "never"); reaps the child
@@ -28,6 +31,9 @@
  *
  * Options:
  *   -w        wait for one byte on stdin before starting (start barrier)
+ *   -n N      produce: stop after N messages (backlog fill; SECONDS still bounds it)
+ *   -d        consumers: drain from the start (backlog mode: the queue is full
+ *             and nothing more arrives; the first empty observation ends the run)
  *   -o FILE   consumers: write the consumed messages as runs "<producer> <first> <last>\n"
  *   -D SEC    consumers: give up this long after SECONDS if never told to drain (60)
  *   -S SEC    consumers: while draining, stop after SEC without a message (3)
@@ -84,6 +90,8 @@ static double opt_bound_ms = 3000;
 static long opt_interval_us = 150;
 static int opt_giveup = 3;
 static double opt_stall = 3;
+static long long opt_count = -1;        /* produce: -n */
+static bool opt_drain_now;              /* consumers: -d */
 
 static void on_usr1(int s) { (void)s; g_drain = 1; g_usr1++; }
 static void on_alrm(int s) { (void)s; g_alarm++; }
@@ -190,6 +198,7 @@ struct cons {
 	unsigned long long window, total, races, empty, errors, order, bad, mismatch;
 	unsigned long long spurious, zero_reads, poll_timeouts, eintr, incomplete;
 	double last_progress;           /* time of the last consumed message */
+	uint64_t start_ns, last_ns;     /* CLOCK_MONOTONIC: start, last message */
 	double drain_t0;
 	bool stalled;
 	char first_error[200];
@@ -261,7 +270,8 @@ static void got_message(struct cons *c, const char *name, const char *buf, ssize
 	unsigned long long s, t;
 
 	c->total++;
-	c->last_progress = now_s();
+	c->last_ns = now_ns();
+	c->last_progress = (double)c->last_ns / 1e9;
 	if (c->last_progress < c->deadline)
 		c->window++;
 	if (n != MSG_SIZE || buf[MSG_SIZE - 1] != '\n' ||
@@ -349,13 +359,14 @@ static void report_consumer(struct cons *c)
 	       "\"eintr\": %llu, \"incomplete\": %llu, \"timed_out\": %s, \"stalled\": %s, "
 	       "\"drained\": %s, "
 	       "\"nonblock_ignored\": %s, \"lat_us_p50\": %u, \"lat_us_p99\": %u, "
-	       "\"lat_us_max\": %u, \"first_error\": ",
+	       "\"lat_us_max\": %u, \"start_ns\": %llu, \"last_ns\": %llu, "
+	       "\"first_error\": ",
 	       c->role, c->window, c->total, c->deadline - c->t0, now_s() - c->t0, c->errors,
 	       c->races, c->empty, c->order, c->bad, c->mismatch, c->spurious, c->zero_reads,
 	       c->poll_timeouts, c->eintr, c->incomplete, c->timed_out ? "true" : "false",
 	       c->stalled ? "true" : "false",
 	       c->drained ? "true" : "false", c->nonblock_ignored ? "true" : "false", p50, p99,
-	       mx);
+	       mx, (unsigned long long)c->start_ns, (unsigned long long)c->last_ns);
 	json_str(stdout, c->first_error);
 	printf("}\n");
 	fflush(stdout);
@@ -732,7 +743,9 @@ static void claim_loop(struct cons *c, bool pollmode)
 		}
 		if (d && !usr1_seen)
 			usr1_seen = g_usr1;
-		if (pollmode && !d) {
+		/* backlog mode (-d) keeps polling: the idiom's cost includes it;
+		 * a poll that times out then ends the run through the read */
+		if (pollmode && (!d || opt_drain_now)) {
 			struct pollfd pf = { .fd = fd, .events = POLLIN };
 			int pr = poll(&pf, 1, 100);
 
@@ -746,7 +759,8 @@ static void claim_loop(struct cons *c, bool pollmode)
 			}
 			if (pr == 0) {
 				c->poll_timeouts++;
-				continue;
+				if (!d)
+					continue;
 			}
 			if (pf.revents & (POLLERR | POLLNVAL)) {
 				cerr(c, "poll revents", EIO);
@@ -822,7 +836,10 @@ static int run_consumer(const char *role, const char *dir, double secs)
 	handle(SIGTERM, on_term);
 	handle(SIGINT, on_term);
 	barrier();
-	c->t0 = now_s();
+	if (opt_drain_now)
+		g_drain = 1;
+	c->start_ns = now_ns();
+	c->t0 = (double)c->start_ns / 1e9;
 	c->deadline = c->t0 + secs;
 	c->hard_end = c->deadline + opt_drain_max;
 	arm_alarm(secs);
@@ -859,9 +876,10 @@ static int run_produce(const char *dir, double secs, unsigned id)
 	handle(SIGTERM, on_term);
 	handle(SIGINT, on_term);
 	barrier();
-	double t0 = now_s(), deadline = t0 + secs;
+	uint64_t start_ns = now_ns();
+	double t0 = (double)start_ns / 1e9, deadline = t0 + secs;
 
-	while (!g_stop && now_s() < deadline) {
+	while (!g_stop && now_s() < deadline && (opt_count < 0 || (long long)seq < opt_count)) {
 		snprintf(name, sizeof(name), "p%u-m%010llu", id, seq);
 		int fd = openat(dfd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
 
@@ -904,9 +922,13 @@ static int run_produce(const char *dir, double secs, unsigned id)
 		}
 		seq++;
 	}
+	uint64_t end_ns = now_ns();
+
 	printf("{\"role\": \"produce\", \"id\": %u, \"produced\": %llu, \"seconds\": %.3f, "
 	       "\"elapsed\": %.3f, \"errors\": %llu, \"write_errors\": %llu, \"eexist\": %llu, "
-	       "\"first_error\": ", id, seq, secs, now_s() - t0, errors, werr, eexist);
+	       "\"start_ns\": %llu, \"end_ns\": %llu, \"first_error\": ", id, seq, secs,
+	       (double)(end_ns - start_ns) / 1e9, errors, werr, eexist,
+	       (unsigned long long)start_ns, (unsigned long long)end_ns);
 	json_str(stdout, first);
 	printf("}\n");
 	fflush(stdout);
@@ -1057,15 +1079,47 @@ static int run_vanish(const char *dir, int trials)
 	return 0;
 }
 
+/* ----------------------------------------------------------------- rtt */
+
+static void usage(void);
+
+static int run_rtt(const char *dir, long n)
+{
+	int dfd = open_dir(dir), fd;
+	struct stat st;
+	uint64_t t0, t1;
+
+	if (n < 1)
+		usage();
+	fd = openat(dfd, "rtt-probe", O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, "x", 1) != 1) {
+		fprintf(stderr, "queue_load: create %s/rtt-probe: %s\n", dir, strerror(errno));
+		return 2;
+	}
+	close(fd);
+	t0 = now_ns();
+	for (long i = 0; i < n; i++)
+		if (fstatat(dfd, "rtt-probe", &st, 0) < 0) {
+			fprintf(stderr, "queue_load: stat: %s\n", strerror(errno));
+			return 2;
+		}
+	t1 = now_ns();
+	unlinkat(dfd, "rtt-probe", 0);
+	printf("{\"role\": \"rtt\", \"calls\": %ld, \"us_per_call\": %.3f}\n", n,
+	       (double)(t1 - t0) / 1e3 / (double)n);
+	return 0;
+}
+
 /* ---------------------------------------------------------------- main */
 
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: queue_load [-w] produce DIR SECONDS ID\n"
-		"       queue_load [-w] [-o FILE] [-D SEC] [-S SEC] consume-{head,head-safe,name,scan,"
+		"usage: queue_load [-w] [-n N] produce DIR SECONDS ID\n"
+		"       queue_load [-w] [-d] [-o FILE] [-D SEC] [-S SEC] consume-{head,head-safe,name,scan,"
 		"claim,claim-poll} DIR SECONDS\n"
-		"       queue_load [-O stat|readdir] [-r] [-T MS] [-i US] [-g N] vanish DIR TRIALS\n");
+		"       queue_load [-O stat|readdir] [-r] [-T MS] [-i US] [-g N] vanish DIR TRIALS\n"
+		"       queue_load rtt DIR N\n");
 	exit(2);
 }
 
@@ -1073,9 +1127,11 @@ int main(int argc, char **argv)
 {
 	int o;
 
-	while ((o = getopt(argc, argv, "+wo:D:S:O:rT:i:g:")) != -1) {
+	while ((o = getopt(argc, argv, "+wn:do:D:S:O:rT:i:g:")) != -1) {
 		switch (o) {
 		case 'w': opt_wait = true; break;
+		case 'n': opt_count = atoll(optarg); break;
+		case 'd': opt_drain_now = true; break;
 		case 'o': opt_out = optarg; break;
 		case 'D': opt_drain_max = atof(optarg); break;
 		case 'S': opt_stall = atof(optarg); break;
@@ -1101,6 +1157,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(role, "vanish"))
 		return run_vanish(dir, atoi(argv[2]));
+	if (!strcmp(role, "rtt"))
+		return run_rtt(dir, atol(argv[2]));
 	if (!strcmp(role, "consume-head") || !strcmp(role, "consume-head-safe") ||
 	    !strcmp(role, "consume-name") || !strcmp(role, "consume-scan") ||
 	    !strcmp(role, "consume-claim") || !strcmp(role, "consume-claim-poll"))

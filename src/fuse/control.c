@@ -68,6 +68,7 @@ void fe_report(struct eddy_frontend *fe, eddy_stat_fn fn, void *arg)
 	fn(arg, "lookups_counted", (long long)refs);
 	fn(arg, "lookups_forgotten", (long long)forgets);
 	fn(arg, "requests_failed", atomic_load(&fe->nerrors));
+	fe_requests_report(fe, fn, arg);
 	fe_notifier_report(fe->notifier, fn, arg);
 	fe_waits_report(fe->waits, fn, arg);
 	if (fe->fs->ops->report)

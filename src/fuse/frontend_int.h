@@ -16,6 +16,48 @@
 #include "frontend.h"
 #include "node_table.h"
 
+/* FUSE request types counted by ops_count.c (stats keys fuse_req_<type>). */
+enum fe_req {
+	FE_REQ_LOOKUP,
+	FE_REQ_FORGET,
+	FE_REQ_FORGET_MULTI,
+	FE_REQ_GETATTR,
+	FE_REQ_SETATTR,
+	FE_REQ_READLINK,
+	FE_REQ_MKNOD,
+	FE_REQ_MKDIR,
+	FE_REQ_UNLINK,
+	FE_REQ_RMDIR,
+	FE_REQ_SYMLINK,
+	FE_REQ_RENAME,
+	FE_REQ_LINK,
+	FE_REQ_OPEN,
+	FE_REQ_READ,
+	FE_REQ_WRITE,
+	FE_REQ_FLUSH,
+	FE_REQ_RELEASE,
+	FE_REQ_FSYNC,
+	FE_REQ_OPENDIR,
+	FE_REQ_READDIR,
+	FE_REQ_READDIRPLUS,
+	FE_REQ_RELEASEDIR,
+	FE_REQ_FSYNCDIR,
+	FE_REQ_STATFS,
+	FE_REQ_SETXATTR,
+	FE_REQ_GETXATTR,
+	FE_REQ_LISTXATTR,
+	FE_REQ_REMOVEXATTR,
+	FE_REQ_CREATE,
+	FE_REQ_FALLOCATE,
+	FE_REQ_COPY_FILE_RANGE,
+	FE_REQ_LSEEK,
+	FE_REQ_GETLK,
+	FE_REQ_SETLK,
+	FE_REQ_FLOCK,
+	FE_REQ_POLL,
+	FE_REQ_N
+};
+
 struct eddy_frontend {
 	struct eddy_fs *fs;
 	struct fuse_session *se;
@@ -33,6 +75,9 @@ struct eddy_frontend {
 	bool locks;                    /* lock requests go to the implementation */
 	bool posix_close;              /* FLUSH on every close drops locks */
 	atomic_bool writeback;         /* the kernel's writeback cache is on */
+	/* requests received, per type: relaxed atomics (only ever added to
+	 * and read for stats; no ordering with anything else) */
+	atomic_uint_least64_t reqs[FE_REQ_N];
 };
 
 static inline struct eddy_frontend *fe_of(fuse_req_t req)
@@ -133,6 +178,11 @@ void fe_waits_poll(struct fe_waits *ws, fuse_req_t req, uint64_t ino, struct fus
 		   struct fuse_pollhandle *ph);
 void fe_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	     struct fuse_pollhandle *ph);
+
+/* ops_count.c: the handlers above behind per-type request counters (the
+** table given to libfuse; session.c adds init), and their report. */
+extern const struct fuse_lowlevel_ops fe_counted_ops;
+void fe_requests_report(struct eddy_frontend *fe, eddy_stat_fn fn, void *arg);
 
 /* control.c: the control socket (stats now; chaos control later). */
 struct fe_control;

@@ -135,46 +135,6 @@ static void stop_news(struct eddy_frontend *fe)
 	fe_waits_stop(fe->waits);
 }
 
-static const struct fuse_lowlevel_ops fe_ops = {
-	.init = fe_init,
-	.lookup = fe_lookup,
-	.forget = fe_forget,
-	.forget_multi = fe_forget_multi,
-	.getattr = fe_getattr,
-	.setattr = fe_setattr,
-	.readlink = fe_readlink,
-	.mknod = fe_mknod,
-	.mkdir = fe_mkdir,
-	.unlink = fe_unlink,
-	.poll = fe_poll,
-	.rmdir = fe_rmdir,
-	.symlink = fe_symlink,
-	.rename = fe_rename,
-	.link = fe_link,
-	.open = fe_open,
-	.read = fe_read,
-	.write = fe_write,
-	.flush = fe_flush,
-	.release = fe_release,
-	.fsync = fe_fsync,
-	.opendir = fe_opendir,
-	.readdir = fe_readdir,
-	.readdirplus = fe_readdirplus,
-	.releasedir = fe_releasedir,
-	.fsyncdir = fe_fsyncdir,
-	.statfs = fe_statfs,
-	.setxattr = fe_setxattr,
-	.getxattr = fe_getxattr,
-	.listxattr = fe_listxattr,
-	.removexattr = fe_removexattr,
-	.create = fe_create,
-	.fallocate = fe_fallocate,
-	.copy_file_range = fe_copy_file_range,
-	.lseek = fe_lseek,
-	.getlk = fe_getlk,
-	.setlk = fe_setlk,
-	.flock = fe_flock,
-};
 
 /****************************** signals ******************************/
 
@@ -303,6 +263,7 @@ static struct fuse_session *new_session(struct eddy_frontend *fe, const struct e
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_session *se = NULL;
+	struct fuse_lowlevel_ops ops;
 	char *mine = NULL, *fsname = NULL;
 
 	if (asprintf(&fsname, "fsname=%s", o->fsname) < 0)
@@ -325,7 +286,9 @@ static struct fuse_session *new_session(struct eddy_frontend *fe, const struct e
 		goto out;
 	if (o->debug && fuse_opt_add_arg(&args, "-d") < 0)
 		goto out;
-	se = fuse_session_new(&args, &fe_ops, sizeof(fe_ops), fe);
+	ops = fe_counted_ops;
+	ops.init = fe_init;
+	se = fuse_session_new(&args, &ops, sizeof(ops), fe);
 out:
 	fuse_opt_free_args(&args);
 	free(mine);

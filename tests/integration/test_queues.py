@@ -589,6 +589,9 @@ def test_claim_batches_records_and_is_exclusive(q):             # §5.2
     os.mkdir(d)
     for i in range(10):
         put(d / f"m{i}", b"data %d\n" % i)
+    # RELEASE is asynchronous: a message is claimable once the daemon saw
+    # its writer close (README), so wait for that before the one read
+    wait_for(lambda: q.stats().get("open_files", 0) == 0, what="writers closed")
     fd = os.open(d / ".claim", os.O_RDONLY)
     try:
         got = read_records(os.read(fd, 65536))

@@ -44,19 +44,20 @@ static struct qfile *wrap(struct eddy_file *inner, uint64_t ino)
 	return f;
 }
 
-/* Counts F as a writer of message INO if INO is a message. */
-static void count_writer(struct qfs *q, struct qfile *f, uint64_t ino, int flags)
+/* Counts F as a writer of message INO if INO is a message; true if so. */
+static bool count_writer(struct qfs *q, struct qfile *f, uint64_t ino, int flags)
 {
 	struct qinode *qi;
 
 	if ((flags & O_ACCMODE) == O_RDONLY)
-		return;
+		return false;
 	pthread_mutex_lock(&q->lock);
 	if ((qi = qinode_find(q, ino))) {
 		qi->writers++;
 		f->writer = true;
 	}
 	pthread_mutex_unlock(&q->lock);
+	return f->writer;
 }
 
 /* A writer of message INO closed: the last one makes it claimable. */
@@ -111,7 +112,8 @@ static int q_open(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, in
 		q->inner->ops->release(q->inner, in);
 		return -ENOMEM;
 	}
-	count_writer(q, f, ino, flags);
+	if (count_writer(q, f, ino, flags) && (flags & O_ACCMODE) == O_WRONLY)
+		qns_write_only(how);
 	*fp = &f->base;
 	return 0;
 }
@@ -879,6 +881,7 @@ int queue_fs_open(struct eddy_fs *inner, const struct queue_options *o, struct e
 		return -ENOMEM;
 	}
 	q->inner = inner;
+	eddy_ctx_self(&q->self);
 	q->opt = *o;
 	q->opt.config = NULL;
 	q->epfd = q->stopfd = -1;

@@ -56,19 +56,19 @@ static int slurp(struct qfs *q, uint64_t ino, size_t hdr, char **out, size_t *le
 	struct eddy_fs *in = q->inner;
 	struct eddy_open how = { 0 };
 	struct eddy_file *f;
-	struct eddy_ctx self;
 	struct stat st;
 	double t;
 	size_t cap, n = 0;
 	char *buf;
 	int r;
 
-	eddy_ctx_self(&self);
-	r = in->ops->open(in, &self, ino, O_RDONLY, &f, &how);
+	r = in->ops->open(in, &q->self, ino, O_RDONLY, &f, &how);
 	if (r < 0)
 		return r;
-	r = in->ops->getattr(in, &self, ino, f, &st, &t);
-	cap = r == 0 && st.st_size > 0 ? (size_t)st.st_size : 0;
+	r = in->ops->getattr(in, &q->self, ino, f, &st, &t);
+	/* room past the size: a short read then proves the end of the file
+	 * (no message is written while claimable), with no second read */
+	cap = (r == 0 && st.st_size > 0 ? (size_t)st.st_size : 0) + 64;
 	buf = malloc(hdr + cap + 1);
 	while (r == 0 && buf) {
 		ssize_t got;
@@ -87,6 +87,8 @@ static int slurp(struct qfs *q, uint64_t ino, size_t hdr, char **out, size_t *le
 		if (got <= 0)
 			break;
 		n += (size_t)got;
+		if ((size_t)got < cap - (n - (size_t)got))
+			break;             /* short read: the end of the file */
 	}
 	in->ops->release(in, f);
 	if (!buf)
@@ -142,11 +144,9 @@ static int claim_one(struct qfs *q, uint64_t qino, bool first, size_t room, char
 	hlen = sizeof(hdr);
 	{
 		struct eddy_entry e;
-		struct eddy_ctx self;
 		int lr;
 
-		eddy_ctx_self(&self);
-		lr = q->inner->ops->lookup(q->inner, &self, qino, name, &e);
+		lr = q->inner->ops->lookup(q->inner, &q->self, qino, name, &e);
 		if (lr == 0 && e.ino == ino)
 			r = slurp(q, ino, hlen + strlen(name), &buf, &len);
 		else

@@ -43,6 +43,13 @@ struct qmsg {
 	bool detached;             /* being popped or claimed */
 };
 
+#define Q_GONE_BATCH 64        /* pops reported up together */
+
+struct qgone {                     /* a popped message not yet reported up */
+	uint64_t ino;
+	char *name;
+};
+
 struct queue {
 	uint64_t ino;              /* inner directory inode */
 	uint64_t parent;           /* where it lives (for reaping) */
@@ -63,6 +70,8 @@ struct queue {
 	long long max_messages;    /* from xattr; 0: none */
 	uint64_t claim_ino;        /* synthetic .claim inode */
 	struct qsynth *head_syn, *tail_syn;   /* current head/tail inodes */
+	struct qgone *gone;        /* Q_GONE_BATCH slots, allocated at the first pop */
+	unsigned ngone;
 	struct queue *next_hash;
 };
 
@@ -139,6 +148,10 @@ struct qfs {
 	struct eddy_events up;
 	atomic_bool have_up;
 	struct eddy_fs_ops ops;        /* this instance's table */
+	/* the daemon as caller of the inner filesystem, for the hot paths
+	 * (pin, claim, pop unlink): set once at open (eddy_ctx_self costs five
+	 * system calls); its pid is unused there (no locks taken as self) */
+	struct eddy_ctx self;
 	/* fate-sharing */
 	int epfd;                      /* epoll over creator pidfds */
 	int stopfd;                    /* eventfd: stop the reaper */
@@ -245,6 +258,8 @@ struct qsynth *qns_current_end(struct qfs *q, struct queue *qu, bool head);
 void qns_note_dir(struct qfs *q, uint64_t parent, const char *name, uint64_t ino);
 void qns_fill_synth_attr(struct qfs *q, const struct qsynth *s, struct stat *st);
 void qns_up_deleted(struct qfs *q, uint64_t parent, const char *name, uint64_t child);
+void qns_write_only(struct eddy_open *how);
+void qns_up_popped(struct qfs *q, uint64_t qino, const char *name, uint64_t child);
 void qns_up_ready(struct qfs *q, uint64_t ino);
 int qns_unlink_inner(struct qfs *q, uint64_t parent, const char *name);
 

@@ -48,6 +48,49 @@ void qns_up_deleted(struct qfs *q, uint64_t parent, const char *name, uint64_t c
 		q->up.entry_deleted(q->up.up, parent, name, child);
 }
 
+/*
+** A message NAME (inode CHILD) of queue QINO was popped through
+** unlink(head|tail). The kernel itself dropped the head/tail dentry and
+** marked the queue's attributes stale; the message's own name is never
+** cached (entry timeout 0), so reporting it up is only about resources:
+** the kernel keeps the popped name's dentry and inode (and so the inner
+** inode) until told. Each report also marks the queue's attributes stale,
+** which costs the next path walk in the queue a GETATTR (default
+** permissions): pops are reported in batches of Q_GONE_BATCH, and at once
+** when the queue runs empty. At most Q_GONE_BATCH - 1 popped messages per
+** queue wait to be reported; removing the queue drops them all.
+*/
+void qns_up_popped(struct qfs *q, uint64_t qino, const char *name, uint64_t child)
+{
+	struct qgone batch[Q_GONE_BATCH];
+	struct queue *qu;
+	unsigned n = 0;
+	bool kept = false;
+
+	pthread_mutex_lock(&q->lock);
+	qu = queue_find(q, qino);
+	if (qu && !qu->reaping) {
+		if (!qu->gone)
+			qu->gone = calloc(Q_GONE_BATCH, sizeof(*qu->gone));
+		if (qu->gone && (qu->gone[qu->ngone].name = strdup(name))) {
+			qu->gone[qu->ngone++].ino = child;
+			kept = true;
+		}
+		if (qu->ngone == Q_GONE_BATCH || (qu->ngone && qu->count == 0)) {
+			n = qu->ngone;
+			memcpy(batch, qu->gone, n * sizeof(*batch));
+			qu->ngone = 0;
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (!kept)
+		qns_up_deleted(q, qino, name, child);
+	for (unsigned i = 0; i < n; i++) {
+		qns_up_deleted(q, qino, batch[i].name, batch[i].ino);
+		free(batch[i].name);
+	}
+}
+
 void qns_up_ready(struct qfs *q, uint64_t ino)
 {
 	if (q->have_up && q->up.ready)
@@ -321,10 +364,8 @@ bool qns_arrived(struct qfs *q, uint64_t qino, const char *name, uint64_t ino,
 static bool pin(struct qfs *q, uint64_t parent, const char *name, uint64_t ino)
 {
 	struct eddy_entry e;
-	struct eddy_ctx self;
 
-	eddy_ctx_self(&self);
-	if (q->inner->ops->lookup(q->inner, &self, parent, name, &e) < 0 || !e.ino)
+	if (q->inner->ops->lookup(q->inner, &q->self, parent, name, &e) < 0 || !e.ino)
 		return false;
 	if (e.ino == ino)
 		return true;
@@ -374,6 +415,20 @@ static int q_mknod(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent
 	return r;
 }
 
+/*
+** A message opened write-only bypasses the page cache (direct I/O): the
+** kernel then sends no GETXATTR security.capability before each write (it
+** does for cached writes, lacking SB_NOSEC without KILLPRIV_V2 in libfuse
+** 3.14): one round trip less per write. A write-only descriptor can never
+** be mmapped, and a partial page written through the cache is not kept
+** for readers anyway, so nothing else changes for small messages.
+*/
+void qns_write_only(struct eddy_open *how)
+{
+	how->direct_io = true;
+	how->keep_cache = false;
+}
+
 /* Creates the inner file NAME in PARENT and admits it as a message. */
 int qns_create(struct qfs *q, const struct eddy_ctx *c, uint64_t parent, const char *name,
 	       mode_t mode, int flags, struct eddy_entry *out, struct eddy_file **fp,
@@ -404,6 +459,8 @@ int qns_create(struct qfs *q, const struct eddy_ctx *c, uint64_t parent, const c
 	r = q->inner->ops->create(q->inner, c, parent, name, mode, flags, out, fp, how);
 	if (r == 0 && a != 1)
 		out->entry_timeout = 0;
+	if (r == 0 && a != 1 && (flags & O_ACCMODE) == O_WRONLY)
+		qns_write_only(how);
 	if (a == 0) {
 		if (r < 0)
 			admit_undo(q, parent, c->uid, c->gid, charged);
@@ -546,10 +603,7 @@ static int q_link(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino,
 /* Unlinks NAME in PARENT in the inner filesystem as the daemon. */
 int qns_unlink_inner(struct qfs *q, uint64_t parent, const char *name)
 {
-	struct eddy_ctx self;
-
-	eddy_ctx_self(&self);
-	return q->inner->ops->unlink(q->inner, &self, parent, name);
+	return q->inner->ops->unlink(q->inner, &q->self, parent, name);
 }
 
 /* A message M of QU left: return its charges once no queue names it. */
@@ -607,7 +661,7 @@ static int pop(struct qfs *q, const struct eddy_ctx *c, uint64_t qino, bool head
 		pthread_mutex_unlock(&q->lock);
 		if (r == 0) {
 			atomic_fetch_add(&q->pops, 1);
-			qns_up_deleted(q, qino, name, ino);
+			qns_up_popped(q, qino, name, ino);
 		}
 		free(name);
 		if (r != -ENOENT)

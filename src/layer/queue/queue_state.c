@@ -133,6 +133,9 @@ void queue_remove(struct qfs *q, struct queue *qu)
 		queue_msg_detach(qu, m);
 		queue_msg_free(qu, m);
 	}
+	for (unsigned i = 0; i < qu->ngone; i++)
+		free(qu->gone[i].name);    /* the kernel drops the whole directory */
+	free(qu->gone);
 	if (qu->head_syn)
 		synth_drop(q, qu->head_syn);
 	if (qu->tail_syn)
