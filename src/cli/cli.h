@@ -24,6 +24,8 @@ int cli_control_request_capture(const char *mnt, const char *request, char *buf,
 				size_t size);
 int cmd_format(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_fsck(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
 
 /* options.c */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -23,6 +23,10 @@ static const char usage[] =
 	"  umount --mount P [--mount P ...] | --mount-base D\n"
 	"                            unmount eddyfs mounts, wait for their daemons\n"
 	"  status <volume-dir>       a volume's sessions, usage and counters\n"
+	"  fsck [--repair] <volume-dir>\n"
+	"                            check (and repair) a volume\n"
+	"  gc [--dry-run] <volume-dir>\n"
+	"                            remove block files nothing refers to\n"
 	"  stats --mount P           print a running mount's counters\n"
 	"  chaos show|set|fault|clear|partition|heal|drop-unsynced|crash --mount P\n"
 	"                            control a chaos client at run time\n"
@@ -59,6 +63,10 @@ int main(int argc, char **argv)
 		return cmd_format(argc - 1, argv + 1);
 	if (!strcmp(cmd, "status"))
 		return cmd_status(argc - 1, argv + 1);
+	if (!strcmp(cmd, "fsck"))
+		return cmd_fsck(argc - 1, argv + 1);
+	if (!strcmp(cmd, "gc"))
+		return cmd_gc(argc - 1, argv + 1);
 	if (!strcmp(cmd, "stats"))
 		return cmd_stats(argc - 1, argv + 1);
 	if (!strcmp(cmd, "chaos"))

@@ -62,4 +62,34 @@ int vol_fs_open(const char *dir, const struct vol_options *o, struct eddy_fs **o
 ** only. 0, or a negative errno and a one-line reason in ERR. */
 int vol_status(const char *dir, FILE *out, char *err, size_t errlen);
 
+/* `eddyfs gc` (vol_gc.c): removes block files nothing references and
+** unfinished writes (NAME.tmp); needs the volume alone (-EBUSY). */
+struct vol_gc_options {
+	bool dry_run;              /* list, remove nothing */
+	bool verbose;              /* a line per file removed */
+};
+struct vol_gc_report {
+	uint64_t blocks, temps, bytes, failed;
+};
+int vol_gc(const char *dir, const struct vol_gc_options *o, FILE *out,
+	   struct vol_gc_report *rep, char *err, size_t errlen);
+
+/* `eddyfs fsck` (vol_fsck.c): checks a volume, prints a line per problem
+** to OUT; with repair (needs the volume alone: -EBUSY) fixes what it can
+** prove and prints what it did. Returns 0 when it could run. */
+struct vol_fsck_options {
+	bool repair;
+	bool quick;                /* no block reads: names and rows only */
+};
+struct vol_fsck_report {
+	uint64_t problems;         /* found */
+	uint64_t repaired;         /* of those, fixed */
+	uint64_t orphans;          /* unlinked inodes (open somewhere, or a crash's) */
+	uint64_t unreferenced;     /* block files and unfinished writes */
+	uint64_t blocks_checked;
+	bool alone;                /* nothing else had the volume open */
+};
+int vol_fsck(const char *dir, const struct vol_fsck_options *o, FILE *out,
+	     struct vol_fsck_report *rep, char *err, size_t errlen);
+
 #endif /* EDDY_VOL_H */

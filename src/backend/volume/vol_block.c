@@ -205,41 +205,27 @@ void vol_buf_put(struct vol_fs *v, char *buf)
 	free(buf);
 }
 
-/* Reads and checks block ID into a pool buffer (bytes past what the block
-** holds are undefined: readers stop at the chunk's valid length). */
-static int block_load(struct vol_fs *v, uint64_t id, uint32_t len, char **out)
+int vol_block_decode(int fd, uint32_t block_size, char *data, uint32_t *raw_len)
 {
 	struct block_header h;
-	char name[64];
-	char *stored = NULL, *data = NULL;
+	char *stored = NULL;
 	uint32_t raw, slen, flags;
 	struct stat st;
-	int fd, err = -EIO;
+	int err = -EIO;
 
-	block_name(id, name, sizeof(name), false);
-	fd = openat(v->blocks_fd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		goto out;
-	/* one read of the whole block rather than the kernel's small
-	 * readahead steps on a file it has not seen read yet */
-	posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
 	if (fstat(fd, &st) < 0 || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
 	    memcmp(h.magic, BLOCK_MAGIC, 8) != 0)
-		goto out;
+		return -EIO;
 	raw = le32toh(h.raw_len);
 	slen = le32toh(h.stored_len);
 	flags = le32toh(h.flags);
-	if (raw > v->block_size || slen > ZSTD_compressBound(v->block_size) ||
+	if (raw > block_size || slen > ZSTD_compressBound(block_size) ||
 	    (uint64_t)st.st_size != sizeof(h) + slen || (flags & ~FLAG_ZSTD))
-		goto out;
-	(void)len;
-	data = vol_buf_get(v, false);
+		return -EIO;
 	/* uncompressed blocks are read in place, compressed ones beside */
 	stored = (flags & FLAG_ZSTD) ? malloc(slen ? slen : 1) : data;
-	if (!stored || !data) {
-		err = -ENOMEM;
-		goto out;
-	}
+	if (!stored)
+		return -ENOMEM;
 	if ((!(flags & FLAG_ZSTD) && slen != raw) ||
 	    pread(fd, stored, slen, sizeof(h)) != (ssize_t)slen ||
 	    XXH3_64bits(stored, slen) != le64toh(h.hash))
@@ -250,12 +236,36 @@ static int block_load(struct vol_fs *v, uint64_t id, uint32_t len, char **out)
 		if (ZSTD_isError(n) || n != raw)
 			goto out;
 	}
+	*raw_len = raw;
 	err = 0;
+out:
+	if (stored != data)
+		free(stored);
+	return err;
+}
+
+/* Reads and checks block ID into a pool buffer (bytes past what the block
+** holds are undefined: readers stop at the chunk's valid length). */
+static int block_load(struct vol_fs *v, uint64_t id, uint32_t len, char **out)
+{
+	char name[64];
+	char *data = NULL;
+	uint32_t raw;
+	int fd, err = -EIO;
+
+	(void)len;
+	block_name(id, name, sizeof(name), false);
+	fd = openat(v->blocks_fd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		goto out;
+	/* one read of the whole block rather than the kernel's small
+	 * readahead steps on a file it has not seen read yet */
+	posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+	data = vol_buf_get(v, false);
+	err = data ? vol_block_decode(fd, v->block_size, data, &raw) : -ENOMEM;
 out:
 	if (fd >= 0)
 		close(fd);
-	if (stored != data)
-		free(stored);
 	if (err) {
 		vol_buf_put(v, data);
 		if (err == -EIO)

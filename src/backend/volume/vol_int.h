@@ -385,7 +385,33 @@ void vol_inode_reap(struct vol_fs *v, uint64_t ino);
 int vol_handle_new(struct vol_fs *v, uint64_t ino, int flags, bool dir, struct eddy_file **fp);
 void vol_handle_free(struct vol_fs *v, struct vol_file *f);
 
+/* vol_gc.c: what the offline tools (fsck, gc) share */
+struct vol_tool {
+	const char *dir;
+	int dir_fd, blocks_fd, lock_fd;
+	bool alone;                /* holds LOCK_EX: no mount or client */
+	sqlite3 *db;               /* read-write connection, no session */
+	struct vol_format_options fo;
+	uint64_t *refs;            /* block ids chunks name, sorted */
+	size_t nrefs;
+};
+typedef void (*vol_block_visit_fn)(void *arg, const char *rel, uint64_t id, bool tmp,
+				   int64_t size, time_t mtime);
+int vol_tool_open(struct vol_tool *t, const char *dir, bool need_alone, char *err,
+		  size_t errlen);
+void vol_tool_close(struct vol_tool *t);
+int vol_tool_load_refs(struct vol_tool *t);
+bool vol_tool_referenced(const struct vol_tool *t, uint64_t id);
+int vol_tool_walk_blocks(struct vol_tool *t, vol_block_visit_fn fn, void *arg);
+/* Removes (or lists, dry_run) the block files no chunk names. */
+int vol_tool_collect(struct vol_tool *t, const struct vol_gc_options *o, FILE *out,
+		     struct vol_gc_report *rep);
+
 /* vol_block.c: the block folder and the decoded-block cache */
+/* Reads and checks the block open as FD (header, length, XXH3-64, zstd)
+** into DATA (BLOCK_SIZE bytes); 0 and its length in *RAW_LEN, -EIO if it
+** is corrupt. Also used by fsck (vol_fsck.c). */
+int vol_block_decode(int fd, uint32_t block_size, char *data, uint32_t *raw_len);
 int vol_block_alloc(struct vol_fs *v, uint64_t *id);      /* db_lock held */
 int vol_block_write(struct vol_fs *v, uint64_t id, const void *data, uint32_t len,
 		    uint8_t *dirs);
