@@ -44,7 +44,7 @@ FUSE_SRC := src/fuse/session.c src/fuse/node_table.c src/fuse/ops_node.c \
 CLI_SRC  := src/cli/main.c src/cli/cmd_mount.c src/cli/cmd_umount.c \
 	src/cli/cmd_stats.c src/cli/cmd_chaos.c src/cli/control_client.c src/cli/mount_chaos.c src/cli/mounts.c \
 	src/cli/options.c src/cli/cmd_trace.c src/cli/trace_load.c src/cli/trace_html.c src/cli/cmd_format.c \
-	src/cli/cmd_status.c src/cli/cmd_fsck.c
+	src/cli/cmd_status.c src/cli/cmd_fsck.c src/cli/cmd_client.c src/client/client.c
 UNIT_SRC := tests/unit/unit_main.c tests/unit/test_dir_backend.c \
 	tests/unit/test_node_table.c src/fuse/node_table.c \
 	tests/unit/test_mem_backend.c tests/unit/test_mem_attrs.c tests/unit/test_mem_stress.c \

@@ -27,6 +27,9 @@ static const char usage[] =
 	"                            check (and repair) a volume\n"
 	"  gc [--dry-run] <volume-dir>\n"
 	"                            remove block files nothing refers to\n"
+	"  ls|stat|cat|get|put|copy_into|echo_into|mkdir|rm|mv|ln|tree\n"
+	"       sqlite:<volume-dir> ...\n"
+	"                            use a volume without mounting it\n"
 	"  stats --mount P           print a running mount's counters\n"
 	"  chaos show|set|fault|clear|partition|heal|drop-unsynced|crash --mount P\n"
 	"                            control a chaos client at run time\n"
@@ -73,6 +76,8 @@ int main(int argc, char **argv)
 		return cmd_chaos(argc - 1, argv + 1);
 	if (!strcmp(cmd, "trace"))
 		return cmd_trace(argc - 1, argv + 1);
+	if (cli_is_client_command(cmd))
+		return cmd_client(cmd, argc - 1, argv + 1);
 	cli_error("unknown command '%s' (see eddyfs --help)", cmd);
 	return EXIT_USAGE;
 }
