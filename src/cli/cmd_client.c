@@ -239,7 +239,7 @@ static int copy_out(struct cc *x, const char *path, int fd)
 
 	if (r)
 		goto done;
-	r = S_ISDIR(st.st_mode) ? -EISDIR : vclient_access(&x->c, &st, R_OK);
+	r = S_ISDIR(st.st_mode) ? -EISDIR : vclient_access(&x->c, ino, &st, R_OK);
 	memset(&how, 0, sizeof(how));
 	if (!r)
 		r = x->c.fs->ops->open(x->c.fs, &x->c.ctx, ino, O_RDONLY, &f, &how);
@@ -314,7 +314,7 @@ static int open_for_put(struct cc *x, const char *path, struct eddy_file **f, ui
 
 	memset(&how, 0, sizeof(how));
 	if (r == 0) {
-		r = S_ISDIR(st.st_mode) ? -EISDIR : vclient_access(&x->c, &st, W_OK);
+		r = S_ISDIR(st.st_mode) ? -EISDIR : vclient_access(&x->c, *ino, &st, W_OK);
 		if (!r)
 			r = x->c.fs->ops->open(x->c.fs, &x->c.ctx, *ino, O_WRONLY | O_TRUNC, f,
 					       &how);
@@ -482,7 +482,7 @@ static int rm_at(struct cc *x, uint64_t dir, const struct stat *dst, const char 
 
 	if (r)
 		return r;
-	r = vclient_may_delete(&x->c, dst, &st);
+	r = vclient_may_delete(&x->c, dir, dst, &st);
 	if (!r && S_ISDIR(st.st_mode) && recursive) {
 		char **names;
 		size_t n, i;
@@ -578,7 +578,7 @@ static int cmd_mv(struct cc *x, int argc, char **argv)
 	}
 	r = x->c.fs->ops->getattr(x->c.fs, &x->c.ctx, sd, NULL, &sdir, &t);
 	if (!r && !(r = vclient_lookup(&x->c, sd, sname, &ino, &st))) {
-		r = vclient_may_delete(&x->c, &sdir, &st);
+		r = vclient_may_delete(&x->c, sd, &sdir, &st);
 		vclient_put(&x->c, ino);
 	}
 	if (!r && !(r = vclient_parent(&x->c, dst, true, &dd, dname))) {

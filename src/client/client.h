@@ -43,12 +43,14 @@ int vclient_lookup(struct vclient *c, uint64_t dir, const char *name, uint64_t *
 		   struct stat *st);
 void vclient_put(struct vclient *c, uint64_t ino);
 
-/* The kernel's generic permission check (R_OK/W_OK/X_OK bits of MASK)
-** against ST's mode bits for the caller; 0 or -EACCES. */
-int vclient_access(const struct vclient *c, const struct stat *st, int mask);
-/* May the caller remove or rename entry ST out of directory DIR (write
-** and search on DIR, and the sticky-bit rule)? */
-int vclient_may_delete(const struct vclient *c, const struct stat *dir, const struct stat *st);
+/* The kernel's permission check (R_OK/W_OK/X_OK bits of MASK) on inode
+** INO with attributes ST for the caller: mode bits, and the access ACL
+** for anyone but the owner; 0 or -EACCES. */
+int vclient_access(const struct vclient *c, uint64_t ino, const struct stat *st, int mask);
+/* May the caller remove or rename entry ST out of directory DIR (with
+** attributes DST): write and search on DIR, and the sticky-bit rule? */
+int vclient_may_delete(const struct vclient *c, uint64_t dir, const struct stat *dst,
+		       const struct stat *st);
 
 /* The names in directory INO ("." and ".." left out), sorted, in one
 ** allocation: *NAMES points at N strings. Read permission is checked. */

@@ -148,3 +148,27 @@ def test_client_and_mount_see_one_truth(run_eddy, make_volume, make_mount, workd
     _ok(run_eddy("rm", v, "/dir/hard"))
     wait_for(lambda: os.stat(m.mnt / "dir" / "data").st_nlink == 1, what="nlink 1")
     m.umount()
+
+
+def test_client_honours_posix_acls(run_eddy, make_volume, make_mount):
+    """An access ACL decides for everyone but the owner, as the kernel's
+    check does through a mount: a named-user entry opens a 0600 file."""
+    import subprocess
+    vol = make_volume()
+    v = f"{SQLITE}{vol}"
+    m = make_mount(backing=v)
+    for name in ("acl", "plain"):
+        (m.mnt / name).write_text("secret")
+        os.chmod(m.mnt / name, 0o600)
+    r = subprocess.run(["setfacl", "-m", f"u:{USER}:r", m.mnt / "acl"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    m.umount()
+    for dirpath, dirs, files in os.walk(vol):
+        os.chmod(dirpath, 0o777)
+        for f in files:
+            os.chmod(os.path.join(dirpath, f), 0o666)
+    u = lambda *a: run_eddy(a[0], v, *a[1:], as_user=USER)
+    assert _ok(u("cat", "/acl")) == "secret"
+    _err(u("cat", "/plain"), "/plain: Permission denied")
+    _err(u("echo_into", "x", "/acl"), "/acl: Permission denied")
