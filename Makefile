@@ -37,14 +37,14 @@ CORE_SRC := src/fs.c src/util/log.c src/util/runtime.c \
 	src/backend/volume/vol_attr.c src/backend/volume/vol_file.c src/backend/volume/vol_dir.c \
 	src/backend/volume/vol_xattr.c src/backend/volume/vol_session.c \
 	src/backend/volume/vol_follow.c src/backend/volume/vol_status.c \
-	src/backend/volume/vol_lock.c src/backend/volume/vol_gc.c src/backend/volume/vol_fsck.c
+	src/backend/volume/vol_lock.c src/backend/volume/vol_gc.c src/backend/volume/vol_fsck.c src/backend/volume/vol_dump.c
 FUSE_SRC := src/fuse/session.c src/fuse/node_table.c src/fuse/ops_node.c \
 	src/fuse/ops_file.c src/fuse/control.c src/fuse/notify.c src/fuse/wait.c \
 	src/fuse/ops_count.c
 CLI_SRC  := src/cli/main.c src/cli/cmd_mount.c src/cli/cmd_umount.c \
 	src/cli/cmd_stats.c src/cli/cmd_chaos.c src/cli/control_client.c src/cli/mount_chaos.c src/cli/mounts.c \
 	src/cli/options.c src/cli/cmd_trace.c src/cli/trace_load.c src/cli/trace_html.c src/cli/cmd_format.c \
-	src/cli/cmd_status.c src/cli/cmd_fsck.c src/cli/cmd_client.c src/client/client.c
+	src/cli/cmd_status.c src/cli/cmd_fsck.c src/cli/cmd_client.c src/client/client.c src/cli/cmd_dump.c
 UNIT_SRC := tests/unit/unit_main.c tests/unit/test_dir_backend.c \
 	tests/unit/test_node_table.c src/fuse/node_table.c \
 	tests/unit/test_mem_backend.c tests/unit/test_mem_attrs.c tests/unit/test_mem_stress.c \

@@ -26,6 +26,8 @@ int cmd_format(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
+int cmd_load(int argc, char **argv);
 /* cmd_client.c: ls, cat, put, ... on a volume without FUSE */
 bool cli_is_client_command(const char *cmd);
 int cmd_client(const char *cmd, int argc, char **argv);

@@ -27,6 +27,10 @@ static const char usage[] =
 	"                            check (and repair) a volume\n"
 	"  gc [--dry-run] <volume-dir>\n"
 	"                            remove block files nothing refers to\n"
+	"  dump [-o FILE] <volume-dir>\n"
+	"                            a volume's metadata as JSON\n"
+	"  load [--blocks-from OLD] <dump.json> <new-volume-dir>\n"
+	"                            make a volume from a dump\n"
 	"  ls|stat|cat|get|put|copy_into|echo_into|mkdir|rm|mv|ln|tree\n"
 	"       sqlite:<volume-dir> ...\n"
 	"                            use a volume without mounting it\n"
@@ -70,6 +74,10 @@ int main(int argc, char **argv)
 		return cmd_fsck(argc - 1, argv + 1);
 	if (!strcmp(cmd, "gc"))
 		return cmd_gc(argc - 1, argv + 1);
+	if (!strcmp(cmd, "dump"))
+		return cmd_dump(argc - 1, argv + 1);
+	if (!strcmp(cmd, "load"))
+		return cmd_load(argc - 1, argv + 1);
 	if (!strcmp(cmd, "stats"))
 		return cmd_stats(argc - 1, argv + 1);
 	if (!strcmp(cmd, "chaos"))

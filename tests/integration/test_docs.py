@@ -8,9 +8,9 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 @pytest.mark.parametrize("cmd", [[], ["mount"], ["umount"], ["stats"], ["chaos"], ["trace"],
-                                 ["format"], ["status"], ["fsck"], ["gc"], ["ls"]],
+                                 ["format"], ["status"], ["fsck"], ["gc"], ["dump"], ["load"], ["ls"]],
                          ids=["eddyfs", "mount", "umount", "stats", "chaos", "trace", "format", "status",
-                              "fsck", "gc", "client"])
+                              "fsck", "gc", "dump", "load", "client"])
 def test_help_text_is_in_readme(eddy_bin, cmd):
     p = subprocess.run([eddy_bin, *cmd, "--help"], capture_output=True, text=True)
     assert p.returncode == 0

@@ -229,3 +229,69 @@ def test_crash_many_times_fsck_clean_fsynced_data_intact(run_eddy, make_volume, 
     # the writer keeps a 1 MiB open-unlinked file: every crash leaves it
     print(f"{orphans} rounds left orphans, {unreferenced} unreferenced blocks")
     assert orphans == CRASH_ROUNDS, (orphans, seed)
+
+
+def _strip_volume_identity(doc):
+    meta = doc["tables"]["meta"]
+    meta["rows"] = [r for r in meta["rows"] if r[0] not in ("uuid", "created")]
+    return doc
+
+
+def test_dump_load_round_trip(run_eddy, make_volume, make_mount, workdir):
+    import json
+    vol = make_volume("--block-size", "64K", "--compress", "zstd")
+    m = make_mount(backing=f"{SQLITE}{vol}")
+    _populate(m.mnt)
+    (m.mnt / "odd\udcffname".encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
+     ).write_bytes(b"x")
+    os.setxattr(m.mnt / "a" / "big", "user.bin", b"\x00\x01\xff")
+    before = {p: (m.mnt / p).read_bytes() for p in ("a/big", "a/b/s", "a/hard")}
+    # a dump while mounted is a consistent snapshot
+    dump1 = workdir / "d1.json"
+    r = run_eddy("dump", "-o", dump1, vol)
+    assert r.returncode == 0, r
+    m.umount()
+    new = workdir / "new"
+    r = run_eddy("load", dump1, new)                     # data but no --blocks-from
+    assert r.returncode == 2 and "--blocks-from" in r.stderr, r
+    assert not new.exists()
+    r = run_eddy("load", "--blocks-from", vol, dump1, new)
+    assert r.returncode == 0 and "block(s) linked or copied" in r.stdout, r
+    dump2 = run_eddy("dump", new).stdout
+    a = _strip_volume_identity(json.loads(dump1.read_text()))
+    b = _strip_volume_identity(json.loads(dump2))
+    assert a == b
+    assert _fsck(run_eddy, new).returncode == CLEAN
+    m2 = make_mount(backing=f"{SQLITE}{new}")
+    for p, data in before.items():
+        assert (m2.mnt / p).read_bytes() == data, p
+    assert os.getxattr(m2.mnt / "a" / "big", "user.bin") == b"\x00\x01\xff"
+    assert os.readlink(m2.mnt / "a" / "b" / "link") == "s"
+    assert os.stat(m2.mnt / "a" / "hard").st_nlink == 2
+    assert b"odd\xffname" in os.listdir(bytes(m2.mnt))
+    m2.umount()
+
+
+def test_load_refuses_bad_input_and_leaves_nothing(run_eddy, make_volume, workdir):
+    vol = make_volume()
+    bad = workdir / "bad.json"
+    bad.write_text('{"not": "a dump"}')
+    for src, why in ((bad, "not an eddyfs dump"), (workdir / "missing.json", "No such file")):
+        r = run_eddy("load", src, workdir / "n1")
+        assert r.returncode == 2 and why in r.stderr and r.stderr.count("\n") == 1, r
+        assert not (workdir / "n1").exists()
+    dump = workdir / "d.json"
+    assert run_eddy("dump", "-o", dump, vol).returncode == 0
+    busy = mkd(workdir / "busy")
+    (busy / "keep").write_text("mine")
+    r = run_eddy("load", dump, busy)
+    assert r.returncode == 2 and os.listdir(busy) == ["keep"], r
+    # a dump whose block is missing from the old volume: nothing made
+    import json
+    doc = json.loads(dump.read_text())
+    ino = doc["tables"]["inodes"]["rows"][0][0]
+    doc["tables"]["chunks"]["rows"].append([ino, 0, 4242, 10])
+    dump.write_text(json.dumps(doc))
+    r = run_eddy("load", "--blocks-from", vol, dump, workdir / "n2")
+    assert r.returncode == 2 and "block 0000000000001092" in r.stderr, r
+    assert not (workdir / "n2").exists()

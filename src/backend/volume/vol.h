@@ -92,4 +92,12 @@ struct vol_fsck_report {
 int vol_fsck(const char *dir, const struct vol_fsck_options *o, FILE *out,
 	     struct vol_fsck_report *rep, char *err, size_t errlen);
 
+/* `eddyfs dump` / `eddyfs load` (vol_dump.c): a volume's metadata as JSON
+** (a read snapshot, also while mounted), and a new volume in DIR (missing
+** or empty) made from such a dump, its blocks linked or copied from
+** BLOCKS_FROM (NULL: only a dump without data). */
+int vol_dump(const char *dir, FILE *out, char *err, size_t errlen);
+int vol_load(FILE *in, const char *dir, const char *blocks_from, FILE *report, char *err,
+	     size_t errlen);
+
 #endif /* EDDY_VOL_H */

@@ -195,7 +195,7 @@ static int remove_one(const char *path, const struct stat *st, int flag, struct 
 
 /* Undoes a failed format: removes what it made (the whole directory if it
 ** created it, else the volume files inside the directory it was given). */
-static void remove_partial(const char *dir, bool created)
+void vol_format_undo(const char *dir, bool created)
 {
 	static const char *const names[] = { VOL_DB_NAME, VOL_DB_NAME "-wal", VOL_DB_NAME "-shm",
 					     VOL_LOCK_NAME };
@@ -276,7 +276,7 @@ fail:
 		sqlite3_close(db);
 	if (dir_fd >= 0)
 		close(dir_fd);
-	remove_partial(dir, created);
+	vol_format_undo(dir, created);
 	return r < 0 ? r : -EIO;
 }
 

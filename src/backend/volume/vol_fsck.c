@@ -157,8 +157,10 @@ static void each(struct fsck *f, const char *sql, const char *what, const char *
 		if (n == cap) {
 			struct row *p = realloc(rows, (cap = cap * 2 + 16) * sizeof(*p));
 
-			if (!p)
+			if (!p) {
+				f->err = -ENOMEM;
 				break;
+			}
 			rows = p;
 		}
 		rows[n].a = sqlite3_column_int64(s, 0);
@@ -261,10 +263,19 @@ static void check_names(struct fsck *f)
 	s = prep(f, "SELECT ino, mode & 61440 FROM inodes WHERE ino != 1 AND nlink > 0 AND"
 		    " ino NOT IN (SELECT ino FROM dentries)");
 	if (s) {
-		int64_t list[4096][2];
-		size_t n = 0, i;
+		int64_t (*list)[2] = NULL;
+		size_t n = 0, cap = 0, i;
 
-		while (sqlite3_step(s) == SQLITE_ROW && n < 4096) {
+		while (sqlite3_step(s) == SQLITE_ROW) {
+			if (n == cap) {
+				int64_t (*p)[2] = realloc(list, (cap = cap * 2 + 64) * sizeof(*p));
+
+				if (!p) {
+					f->err = -ENOMEM;
+					break;
+				}
+				list = p;
+			}
 			list[n][0] = sqlite3_column_int64(s, 0);
 			list[n][1] = sqlite3_column_int64(s, 1);
 			n++;
@@ -281,6 +292,7 @@ static void check_names(struct fsck *f)
 				problem(f, false, "inode %lld has links but no name",
 					(long long)list[i][0]);
 		}
+		free(list);
 	}
 	each(f, "SELECT i.ino, '', i.nlink, (SELECT count(*) FROM dentries d WHERE d.ino = i.ino)"
 		" FROM inodes i WHERE NOT " MODE_DIR " AND i.ino IN (SELECT ino FROM dentries)"

@@ -312,6 +312,9 @@ int vol_flush_owner(struct eddy_fs *, struct eddy_file *, uint64_t);
 void vol_locks_release_file(struct vol_fs *v, struct vol_file *f);
 
 /* vol_format.c: schema and meta */
+/* Removes what a format (or a load) made in DIR: everything if CREATED,
+** else the volume's files in the directory it was given. */
+void vol_format_undo(const char *dir, bool created);
 int vol_schema_create(sqlite3 *db, const struct vol_format_options *o, char *err,
 		      size_t errlen);
 /* Opens DIR's database (READONLY or read-write) and checks that it is a
