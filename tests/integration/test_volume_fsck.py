@@ -21,6 +21,7 @@ from test_cli import mkd
 from test_volume import WRITER, _block_files
 
 CLEAN, FIXED, LEFT, USAGE = 0, 1, 4, 2
+CRASH_ROUNDS = 30
 
 
 def _sql(vol, *stmts):
@@ -188,7 +189,7 @@ def test_crash_many_times_fsck_clean_fsynced_data_intact(run_eddy, make_volume, 
     script.write_text(WRITER)
     log = workdir / "written.log"
     orphans = unreferenced = 0
-    for it in range(20):
+    for it in range(CRASH_ROUNDS):
         m = make_mount(backing=f"{SQLITE}{vol}")
         m.allow_log_errors = True
         os.makedirs(m.mnt / "d", exist_ok=True)
@@ -227,7 +228,7 @@ def test_crash_many_times_fsck_clean_fsynced_data_intact(run_eddy, make_volume, 
         m2.umount()
     # the writer keeps a 1 MiB open-unlinked file: every crash leaves it
     print(f"{orphans} rounds left orphans, {unreferenced} unreferenced blocks")
-    assert orphans == 20, (orphans, seed)
+    assert orphans == CRASH_ROUNDS, (orphans, seed)
 
 
 def _strip_volume_identity(doc):
