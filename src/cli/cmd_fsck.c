@@ -79,7 +79,7 @@ int cmd_fsck(int argc, char **argv)
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			o.repair = true;
@@ -131,7 +131,7 @@ int cmd_gc(int argc, char **argv)
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+nvh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "nvh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			o.dry_run = true;
