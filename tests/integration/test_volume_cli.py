@@ -64,6 +64,8 @@ def test_every_command_and_its_errors(run_eddy, make_volume, workdir):
     # errors a mount would give
     _err(c("cat", "/a"), "eddyfs cat: /a: Is a directory")
     _err(c("cat", "/a/hi/x"), "eddyfs cat: /a/hi/x: Not a directory")
+    _err(c("cat", "/a/hi/"), "eddyfs cat: /a/hi/: Not a directory")
+    _err(c("stat", "/a/hi/."), "eddyfs stat: /a/hi/.: Not a directory")
     _err(c("cat", "/nope"), "eddyfs cat: /nope: No such file or directory")
     _err(c("rm", "/a/b"), "eddyfs rm: /a/b: Is a directory")
     _err(c("rm", "-d", "/a/b"), "eddyfs rm: /a/b: Directory not empty")
