@@ -119,6 +119,14 @@ def test_permissions_as_the_caller(run_eddy, make_volume):
     assert "Uid: 65534" in _ok(u("stat", "/shared/mine"))
     _err(u("rm", "/sticky/roots"), "/sticky/roots: Operation not permitted")
     assert _ok(u("cat", "/root-only/f")) == "secret\n"   # 0644 by umask 022
+    # rename: a replaced name obeys the sticky bit; a directory that changes
+    # parent must be writable itself (its ".." changes), as rename(2) says
+    _ok(u("echo_into", "x", "/sticky/own"))
+    _err(u("mv", "/sticky/own", "/sticky/roots"), "/sticky/roots: Operation not permitted")
+    _ok(run_eddy("mkdir", v, "-m", "755", "/shared/rootdir"))
+    _err(u("mv", "/shared/rootdir", "/sticky/rootdir"), "Permission denied")
+    _ok(u("mv", "/shared/rootdir", "/shared/renamed"))     # same parent: allowed
+    assert _ok(run_eddy("cat", v, "/sticky/roots")) == "mine\n"
 
 
 def test_client_and_mount_see_one_truth(run_eddy, make_volume, make_mount, workdir):
