@@ -369,6 +369,8 @@ static int put(struct cc *x, const char *path, int read_fd, const char *text)
 		while (done < n && w >= 0) {
 			w = x->c.fs->ops->write(x->c.fs, &x->c.ctx, f, buf + done,
 						(size_t)(n - done), off + done);
+			if (w == 0)
+				w = -EIO;  /* no progress: never loop on it */
 			done += w > 0 ? w : 0;
 		}
 		r = w < 0 ? (int)w : 0;
@@ -558,6 +560,31 @@ static char *into_dir(struct cc *x, const char *src, const char *dst)
 	return out;
 }
 
+/* The kernel's checks of a rename beyond the source's removal (ST is the
+** source, moved from directory SD into DD as DNAME): a replaced entry
+** obeys the removal rules of DD (sticky bit), and a directory that
+** changes parent needs write permission on itself (its ".." changes). */
+static int mv_allowed(struct cc *x, uint64_t sd, const struct stat *st, uint64_t dd,
+		      const char *dname)
+{
+	struct stat ddir, old;
+	uint64_t ino;
+	double t;
+	int r;
+
+	if ((r = x->c.fs->ops->getattr(x->c.fs, &x->c.ctx, dd, NULL, &ddir, &t)))
+		return r;
+	if (!vclient_lookup(&x->c, dd, dname, &ino, &old)) {
+		r = old.st_ino == st->st_ino ? 0 : vclient_may_delete(&x->c, dd, &ddir, &old);
+		vclient_put(&x->c, ino);
+		if (r)
+			return r;
+	}
+	if (S_ISDIR(st->st_mode) && sd != dd)
+		r = vclient_access(&x->c, st->st_ino, st, W_OK);
+	return r;
+}
+
 static int cmd_mv(struct cc *x, int argc, char **argv)
 {
 	char sname[NAME_MAX + 1], dname[NAME_MAX + 1], *dst;
@@ -582,7 +609,9 @@ static int cmd_mv(struct cc *x, int argc, char **argv)
 		vclient_put(&x->c, ino);
 	}
 	if (!r && !(r = vclient_parent(&x->c, dst, true, &dd, dname))) {
-		r = x->c.fs->ops->rename(x->c.fs, &x->c.ctx, sd, sname, dd, dname, 0);
+		r = mv_allowed(x, sd, &st, dd, dname);
+		if (!r)
+			r = x->c.fs->ops->rename(x->c.fs, &x->c.ctx, sd, sname, dd, dname, 0);
 		vclient_put(&x->c, dd);
 		if (r)
 			fail(x, dst, r);

@@ -169,13 +169,12 @@ static void walk_free(struct vclient *c, struct walk *w, size_t keep)
 static int splice_link(struct walk *w, const char *target, const char *rest)
 {
 	size_t a = strlen(target), b = strlen(rest);
-	char *p = malloc(a + b + 2);
+	char *p = malloc(a + b + 1);
 
 	if (!p)
 		return -ENOMEM;
-	memcpy(p, target, a);
-	p[a] = '/';
-	memcpy(p + a + 1, rest, b + 1);
+	memcpy(p, target, a);          /* REST is empty or starts with '/' */
+	memcpy(p + a, rest, b + 1);
 	free(w->rest);
 	w->rest = p;
 	return 0;
@@ -186,6 +185,7 @@ int vclient_resolve(struct vclient *c, const char *path, bool follow, uint64_t *
 {
 	struct walk w = { NULL, 0, NULL };
 	int links = 0, r = 0;
+	bool must_dir = false;     /* the last name had a '/' after it */
 	char *p;
 
 	if (path[0] != '/')
@@ -217,14 +217,15 @@ int vclient_resolve(struct vclient *c, const char *path, bool follow, uint64_t *
 		memcpy(comp, p, len);
 		comp[len] = 0;
 		p = end;
-		if (!strcmp(comp, "."))
-			continue;
+		must_dir = *p == '/';
 		if ((r = getattr(c, w.stack[w.depth - 1], &dst)))
 			goto out;
 		if (!S_ISDIR(dst.st_mode)) {
-			r = -ENOTDIR;
+			r = -ENOTDIR;      /* "f/x", and "f/." as the kernel says */
 			goto out;
 		}
+		if (!strcmp(comp, "."))
+			continue;
 		if ((r = vclient_access(c, w.stack[w.depth - 1], &dst, X_OK)))
 			goto out;
 		if (!strcmp(comp, "..")) {
@@ -245,6 +246,10 @@ int vclient_resolve(struct vclient *c, const char *path, bool follow, uint64_t *
 				goto out;
 			}
 			target[n] = 0;
+			if (n == 0) {
+				r = -ENOENT;       /* an empty target, as the kernel says */
+				goto out;
+			}
 			if (++links > MAX_SYMLINKS) {
 				r = -ELOOP;
 				goto out;
@@ -264,6 +269,8 @@ int vclient_resolve(struct vclient *c, const char *path, bool follow, uint64_t *
 		w.stack[w.depth++] = child;
 	}
 	r = getattr(c, w.stack[w.depth - 1], st);
+	if (r == 0 && must_dir && !S_ISDIR(st->st_mode))
+		r = -ENOTDIR;              /* "f/": a trailing slash wants a directory */
 	if (r == 0) {
 		/* hand the last reference over */
 		*ino = w.stack[w.depth - 1];

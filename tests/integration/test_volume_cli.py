@@ -64,6 +64,8 @@ def test_every_command_and_its_errors(run_eddy, make_volume, workdir):
     # errors a mount would give
     _err(c("cat", "/a"), "eddyfs cat: /a: Is a directory")
     _err(c("cat", "/a/hi/x"), "eddyfs cat: /a/hi/x: Not a directory")
+    _err(c("cat", "/a/hi/"), "eddyfs cat: /a/hi/: Not a directory")
+    _err(c("stat", "/a/hi/."), "eddyfs stat: /a/hi/.: Not a directory")
     _err(c("cat", "/nope"), "eddyfs cat: /nope: No such file or directory")
     _err(c("rm", "/a/b"), "eddyfs rm: /a/b: Is a directory")
     _err(c("rm", "-d", "/a/b"), "eddyfs rm: /a/b: Directory not empty")
@@ -117,6 +119,14 @@ def test_permissions_as_the_caller(run_eddy, make_volume):
     assert "Uid: 65534" in _ok(u("stat", "/shared/mine"))
     _err(u("rm", "/sticky/roots"), "/sticky/roots: Operation not permitted")
     assert _ok(u("cat", "/root-only/f")) == "secret\n"   # 0644 by umask 022
+    # rename: a replaced name obeys the sticky bit; a directory that changes
+    # parent must be writable itself (its ".." changes), as rename(2) says
+    _ok(u("echo_into", "x", "/sticky/own"))
+    _err(u("mv", "/sticky/own", "/sticky/roots"), "/sticky/roots: Operation not permitted")
+    _ok(run_eddy("mkdir", v, "-m", "755", "/shared/rootdir"))
+    _err(u("mv", "/shared/rootdir", "/sticky/rootdir"), "Permission denied")
+    _ok(u("mv", "/shared/rootdir", "/shared/renamed"))     # same parent: allowed
+    assert _ok(run_eddy("cat", v, "/sticky/roots")) == "mine\n"
 
 
 def test_client_and_mount_see_one_truth(run_eddy, make_volume, make_mount, workdir):
