@@ -49,7 +49,8 @@ UNIT_SRC := tests/unit/unit_main.c tests/unit/test_dir_backend.c \
 	tests/unit/test_node_table.c src/fuse/node_table.c \
 	tests/unit/test_mem_backend.c tests/unit/test_mem_attrs.c tests/unit/test_mem_stress.c \
 	tests/unit/test_queue_layer.c tests/unit/test_chaos_layer.c tests/unit/test_vol_backend.c \
-	tests/unit/test_vol_shared.c tests/unit/test_client.c src/client/client.c
+	tests/unit/test_vol_shared.c tests/unit/test_vol_batch.c tests/unit/test_client.c \
+	src/client/client.c
 
 B ?= build
 OBJ = $(addprefix $(B)/obj/,$(1:.c=.o))

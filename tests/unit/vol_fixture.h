@@ -94,6 +94,8 @@ static inline long long vfx_sql_int(struct vfx *v, const char *sql)
 	sqlite3_stmt *s;
 	long long r = -1;
 
+	if (v->x.fs)
+		vol_fs_commit(v->x.fs);        /* what the commit window holds */
 	snprintf(path, sizeof(path), "%s/eddyfs.db", v->dir);
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
 		return -1;
@@ -114,6 +116,8 @@ static inline int vfx_count_blocks(struct vfx *v)
 	char path[160];
 	int n = 0;
 
+	if (v->x.fs)
+		vol_fs_commit(v->x.fs);        /* dead blocks go after the commit */
 	for (int i = 0; i < 256; i++) {
 		struct dirent *de;
 		DIR *d;

@@ -62,6 +62,7 @@ void vol_options_default(struct vol_options *o)
 	o->negative_timeout = DAY;
 	o->keep_cache = true;
 	o->cache_readdir = true;
+	o->batch_ms = VOL_DEFAULT_BATCH_MS;
 }
 
 /* Joins the volume: session, change triggers, reaping, the background
@@ -70,6 +71,7 @@ static int volume_start(struct vol_fs *v, char *err, size_t errlen)
 {
 	int r;
 
+	vol_free_check(v);
 	if ((r = vol_schema_upgrade(v))) {
 		snprintf(err, errlen, "upgrading the database: %s", sqlite3_errmsg(v->db));
 		return r;
@@ -111,6 +113,7 @@ int vol_fs_open(const char *dir, const struct vol_options *o, struct eddy_fs **o
 	v->base.ops = &vol_fs_ops;
 	v->base.flags = EDDY_FS_KERNEL_PERMISSIONS;
 	v->opt = *o;
+	v->news = true;
 	v->dir_fd = v->blocks_fd = v->lock_fd = -1;
 	pthread_mutex_init(&v->db_lock, NULL);
 	pthread_mutex_init(&v->table_lock, NULL);
@@ -232,6 +235,17 @@ static void vol_destroy(struct eddy_fs *fs)
 	free(v);
 }
 
+int vol_fs_commit(struct eddy_fs *fs)
+{
+	struct vol_fs *v = vol_fs(fs);
+	int r;
+
+	pthread_mutex_lock(&v->db_lock);
+	r = vol_batch_commit(v);
+	pthread_mutex_unlock(&v->db_lock);
+	return r;
+}
+
 static void vol_report(struct eddy_fs *fs, eddy_stat_fn fn, void *arg)
 {
 	struct vol_fs *v = vol_fs(fs);
@@ -262,6 +276,8 @@ static void vol_report(struct eddy_fs *fs, eddy_stat_fn fn, void *arg)
 	fn(arg, "vol_news_gaps", atomic_load(&v->news_gaps));
 	fn(arg, "vol_sessions_reaped", atomic_load(&v->sessions_reaped));
 	fn(arg, "vol_orphans_reaped", atomic_load(&v->orphans_reaped));
+	fn(arg, "vol_batches", atomic_load(&v->batches));
+	fn(arg, "vol_batch_ops_lost", atomic_load(&v->batch_lost));
 }
 
 static int vol_statfs(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino,

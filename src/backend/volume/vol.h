@@ -15,6 +15,7 @@
 
 #define VOL_FORMAT_VERSION 1
 #define VOL_DEFAULT_BLOCK_SIZE (UINT32_C(4) << 20)
+#define VOL_DEFAULT_BATCH_MS 5      /* the commit window (vol_options.batch_ms) */
 #define VOL_MIN_BLOCK_SIZE (UINT32_C(4) << 10)
 #define VOL_MAX_BLOCK_SIZE (UINT32_C(64) << 20)
 
@@ -36,6 +37,10 @@ struct vol_options {
 	bool keep_cache;
 	bool cache_readdir;
 	const char *mountpoint;    /* NULL: a client without a mount */
+	/* the commit window (vol_db.c, BATCHES): while this open is alone on
+	 * the volume, operations commit together, at most this many ms apart;
+	 * 0: one commit per operation */
+	unsigned batch_ms;
 };
 
 void vol_format_options_default(struct vol_format_options *o);
@@ -57,6 +62,10 @@ int vol_check(const char *dir, char *err, size_t errlen);
 ** then the reaping of dead sessions and of the orphans nobody holds. */
 int vol_fs_open(const char *dir, const struct vol_options *o, struct eddy_fs **out, char *err,
 		size_t errlen);
+
+/* Commits what the open's commit window holds (vol_options.batch_ms), so
+** that other connections see it. 0 or a negative errno. */
+int vol_fs_commit(struct eddy_fs *fs);
 
 /* Prints DIR's sessions, usage and counters (eddyfs status) to OUT; reads
 ** only. 0, or a negative errno and a one-line reason in ERR. */

@@ -1,7 +1,8 @@
 /*
 ** vol_db.c -- the volume backend's SQL: the prepared-statement cache, one
-** transaction per operation, inode rows as struct vol_attr, xattr rows,
-** and the deletion of an inode with everything it owns.
+** transaction per operation (grouped into batches while this open is
+** alone), inode rows as struct vol_attr, xattr rows, and the deletion of
+** an inode with everything it owns.
 **
 ** Every function here runs with db_lock held (vol_int.h, LOCKS). The
 ** connection runs in WAL mode with synchronous=NORMAL: a commit is atomic
@@ -13,10 +14,39 @@
 ** re-reads the totals (meta.used_bytes, meta.ninodes) inside it; the
 ** deltas it makes are added to those rows in the same transaction. Blocks it unreferences are
 ** unlinked only after the commit.
+**
+** BATCHES (the commit window). A commit costs about twenty system calls
+** (WAL frames, lock bytes), more than the operation itself. So while no
+** other session exists and the open has a window (vol_options.batch_ms,
+** the mount's --commit-window), the write transaction an operation opens
+** stays open for the operations that follow, each inside a savepoint of
+** its own: an operation that fails is rolled back alone. The batch is
+** committed when it is batch_ms old (by the next operation, or by the
+** background thread), after VOL_BATCH_OPS operations, before anything
+** that needs a commit of its own (vol_tx_begin_direct: durable commits,
+** session rows), and at close. Why this keeps every promise:
+**   - other sessions: none exists while a batch is open, and one that
+**     comes must register in a write transaction, which waits for the
+**     batch to commit; the next transaction sees it and commits alone;
+**   - this open reads through the same connection: its own changes at once;
+**   - fsync, fsyncdir and the close of a written file commit the batch
+**     (vol_db_sync); a kill -9 loses at most the last batch_ms of
+**     operations nobody asked to be durable, and the volume stays
+**     consistent (the batch is one transaction);
+**   - a full disk: under VOL_BATCH_FREE free bytes (checked by the
+**     heartbeat) there is no window, so ENOSPC comes back from the
+**     operation that meets it. If a batch still fails to commit, its
+**     operations are lost: the open is marked broken, says so on stderr
+**     and fails every later write with EIO (remount to go on), as a
+**     kernel filesystem remounts read-only after a journal error.
+** The change news (vol_follow.c) is written only by transactions that
+** began while another session existed (news): nobody else reads it.
 */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "vol_int.h"
@@ -77,6 +107,13 @@ static const char *const query_sql[Q_COUNT] = {
 	[Q_HOLD_ADD] = "INSERT OR IGNORE INTO holds(ino, session) VALUES(?1, ?2)",
 	[Q_HOLD_DEL] = "DELETE FROM holds WHERE ino = ?1 AND session = ?2",
 	[Q_HOLD_ANY] = "SELECT 1 FROM holds WHERE ino = ?1 LIMIT 1",
+	[Q_OTHERS] = "SELECT count(*) FROM sessions WHERE id != ?1",
+	[Q_BEGIN] = "BEGIN IMMEDIATE",
+	[Q_COMMIT] = "COMMIT",
+	[Q_ROLLBACK] = "ROLLBACK",
+	[Q_SAVEPOINT] = "SAVEPOINT eddy_op",
+	[Q_RELEASE] = "RELEASE eddy_op",
+	[Q_ROLLBACK_TO] = "ROLLBACK TO eddy_op",
 };
 
 int vol_db_errno(int rc)
@@ -146,22 +183,144 @@ int vol_sql(sqlite3 *db, const char *sql)
 	return rc == SQLITE_OK ? 0 : vol_db_errno(rc);
 }
 
-int vol_tx_begin(struct vol_fs *v)
+int64_t vol_mono_ms(void)
 {
-	int r = vol_sql(v->db, "BEGIN IMMEDIATE");
+	struct timespec ts;
 
-	if (r)
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void vol_free_check(struct vol_fs *v)
+{
+	struct statvfs sv;
+
+	if (fstatvfs(v->dir_fd, &sv) == 0)
+		atomic_store(&v->space_low,
+			     (uint64_t)sv.f_bavail * sv.f_frsize < (uint64_t)VOL_BATCH_FREE);
+}
+
+static int tx_do(struct vol_fs *v, enum vol_query q)
+{
+	return vol_exec(v, vol_q(v, q));
+}
+
+/* The batch's operations are gone (a failed commit, or SQLite rolled the
+** transaction back after an I/O error): nothing may pretend otherwise. */
+static void batch_lost(struct vol_fs *v, int err)
+{
+	if (v->batch_ops) {
+		v->broken = true;
+		atomic_fetch_add(&v->batch_lost, v->batch_ops);
+		fprintf(stderr, "eddyfs: volume %s: a commit failed (%s): the last %u operations"
+			" are lost; every write now fails with EIO: unmount, run eddyfs fsck,"
+			" mount again\n", v->path ? v->path : "?", strerror(-err), v->batch_ops);
+	}
+	v->batch_open = false;
+	v->batch_ops = 0;
+	v->news = true;
+	atomic_store(&v->batch_deadline, 0);
+	v->tx_ndead = 0;     /* referenced again by the rows that came back */
+	vol_totals_read(v);
+}
+
+static int tx_begin(struct vol_fs *v, bool batchable)
+{
+	int others, r;
+
+	if (v->broken)
+		return -EIO;
+	if (v->batch_open && !batchable && (r = vol_batch_commit(v)))
+		return r;
+	if (v->batch_open) {
+		if ((r = tx_do(v, Q_SAVEPOINT)))
+			return r;
+		v->in_tx = true;
+		v->tx_used = v->tx_inodes = 0;
+		v->tx_dead_mark = v->tx_ndead;
+		return 0;
+	}
+	if ((r = tx_do(v, Q_BEGIN)))
 		return r;
 	v->in_tx = true;
 	v->tx_used = v->tx_inodes = 0;
-	v->tx_ndead = 0;
+	v->tx_ndead = v->tx_dead_mark = 0;
+	/* who else is there (nobody can register while the write lock is ours) */
+	{
+		sqlite3_stmt *s = vol_q(v, Q_OTHERS);
+
+		others = -EIO;
+		if (s) {
+			int rc;
+
+			sqlite3_bind_int64(s, 1, v->session);
+			rc = sqlite3_step(s);
+			others = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : vol_db_errno(rc);
+			sqlite3_reset(s);
+		}
+	}
+	r = others < 0 ? others : 0;
+	v->news = others != 0;
 	/* the totals as every mount left them (the write lock is ours), for
 	 * the limit checks; statfs and report read them themselves */
-	if ((v->capacity || v->max_inodes) && (r = vol_totals_read(v))) {
-		vol_sql(v->db, "ROLLBACK");
+	if (!r && (v->capacity || v->max_inodes))
+		r = vol_totals_read(v);
+	if (!r && batchable && others == 0 && v->opt.batch_ms > 0 &&
+	    !atomic_load(&v->space_low) && !(r = tx_do(v, Q_SAVEPOINT))) {
+		v->batch_open = true;
+		v->batch_ops = 0;
+		v->batch_start = vol_mono_ms();
+		atomic_store(&v->batch_deadline, v->batch_start + v->opt.batch_ms);
+		vol_bg_kick(v);
+	}
+	if (r) {
+		tx_do(v, Q_ROLLBACK);
 		v->in_tx = false;
+		v->news = true;
 	}
 	return r;
+}
+
+int vol_tx_begin(struct vol_fs *v)
+{
+	return tx_begin(v, true);
+}
+
+int vol_tx_begin_direct(struct vol_fs *v)
+{
+	return tx_begin(v, false);
+}
+
+int vol_batch_commit(struct vol_fs *v)
+{
+	int r;
+
+	if (!v->batch_open || v->in_tx)
+		return 0;
+	if (!v->batch_ops) {              /* nothing in it: let the write lock go */
+		tx_do(v, Q_ROLLBACK);
+		v->batch_open = false;
+		v->news = true;
+		atomic_store(&v->batch_deadline, 0);
+		return 0;
+	}
+	r = tx_do(v, Q_COMMIT);
+	if (r) {
+		if (!sqlite3_get_autocommit(v->db))
+			tx_do(v, Q_ROLLBACK);
+		batch_lost(v, r);
+		return r;
+	}
+	v->batch_open = false;
+	v->batch_ops = 0;
+	v->news = true;            /* statements outside transactions: news */
+	atomic_store(&v->batch_deadline, 0);
+	atomic_fetch_add(&v->batches, 1);
+	v->db_unsynced = true;
+	for (size_t i = 0; i < v->tx_ndead; i++)
+		vol_block_unlink(v, v->tx_dead[i]);
+	v->tx_ndead = 0;
+	return 0;
 }
 
 int vol_totals_read(struct vol_fs *v)
@@ -201,18 +360,56 @@ static int totals_add(struct vol_fs *v)
 	return err;
 }
 
+/* The end of one operation inside the batch. */
+static int batch_op_end(struct vol_fs *v, int err)
+{
+	if (!err)
+		err = totals_add(v);
+	if (!err)
+		err = tx_do(v, Q_RELEASE);
+	if (err && !sqlite3_get_autocommit(v->db)) {
+		tx_do(v, Q_ROLLBACK_TO);  /* this operation only */
+		tx_do(v, Q_RELEASE);
+		v->tx_ndead = v->tx_dead_mark;
+	}
+	v->in_tx = false;
+	if (sqlite3_get_autocommit(v->db)) {
+		/* SQLite ended the whole transaction (an I/O error, a full disk) */
+		v->tx_used = v->tx_inodes = 0;
+		batch_lost(v, err ? err : -EIO);
+		return err ? err : -EIO;
+	}
+	if (!err) {
+		v->used_bytes += v->tx_used;
+		v->ninodes += v->tx_inodes;
+		v->batch_ops++;
+	}
+	v->tx_used = v->tx_inodes = 0;
+	if (!v->batch_ops || v->batch_ops >= VOL_BATCH_OPS ||
+	    vol_mono_ms() >= v->batch_start + v->opt.batch_ms) {
+		int r = vol_batch_commit(v);
+
+		if (!err)
+			err = r;
+	}
+	return err;
+}
+
 int vol_tx_end(struct vol_fs *v, int err)
 {
 	size_t i;
 
 	if (!v->in_tx)
 		return err;
+	if (v->batch_open)
+		return batch_op_end(v, err);
 	if (!err)
 		err = totals_add(v);
 	if (!err)
-		err = vol_sql(v->db, "COMMIT");
+		err = tx_do(v, Q_COMMIT);
+	v->news = true;
 	if (err) {
-		vol_sql(v->db, "ROLLBACK");
+		tx_do(v, Q_ROLLBACK);
 		v->in_tx = false;
 		v->tx_ndead = 0;
 		v->tx_used = v->tx_inodes = 0;
@@ -251,11 +448,13 @@ int vol_db_sync(struct vol_fs *v)
 {
 	int r;
 
+	if ((r = vol_batch_commit(v)))
+		return r;
 	if (!v->db_unsynced)
 		return 0;
 	if ((r = vol_sql(v->db, "PRAGMA synchronous=FULL")))
 		return r;
-	r = vol_tx_begin(v);
+	r = vol_tx_begin_direct(v);
 	if (!r) {
 		sqlite3_stmt *s = vol_q(v, Q_META_SET);
 

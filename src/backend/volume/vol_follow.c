@@ -59,54 +59,75 @@ struct vol_bg {
 	atomic_llong cursor;       /* last seq read (written under lock) */
 };
 
+/* eddy_news(): does the running transaction write change news (vol_fs.news)? */
+static void news_fn(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+	const struct vol_fs *v = sqlite3_user_data(cx);
+
+	(void)argc;
+	(void)argv;
+	sqlite3_result_int(cx, v->news);
+}
+
 int vol_changes_triggers(struct vol_fs *v)
 {
 	static const char *const fmt[] = {
-		"CREATE TEMP TRIGGER eddy_d_add AFTER INSERT ON main.dentries BEGIN"
+		"CREATE TEMP TRIGGER eddy_d_add AFTER INSERT ON main.dentries WHEN eddy_news() BEGIN"
 		" INSERT INTO changes(session, kind, ino, parent, name)"
 		" VALUES(%1$" PRId64 ", 1, new.ino, new.parent, new.name); END",
-		"CREATE TEMP TRIGGER eddy_d_del AFTER DELETE ON main.dentries BEGIN"
+		"CREATE TEMP TRIGGER eddy_d_del AFTER DELETE ON main.dentries WHEN eddy_news() BEGIN"
 		" INSERT INTO changes(session, kind, ino, parent, name)"
 		" VALUES(%1$" PRId64 ", 2, old.ino, old.parent, old.name); END",
-		"CREATE TEMP TRIGGER eddy_d_set AFTER UPDATE ON main.dentries BEGIN"
+		"CREATE TEMP TRIGGER eddy_d_set AFTER UPDATE ON main.dentries WHEN eddy_news() BEGIN"
 		" INSERT INTO changes(session, kind, ino, parent, name)"
 		" VALUES(%1$" PRId64 ", 2, old.ino, old.parent, old.name);"
 		" INSERT INTO changes(session, kind, ino, parent, name)"
 		" VALUES(%1$" PRId64 ", 1, new.ino, new.parent, new.name); END",
 		/* rows written back unchanged (or only next_cookie) are no news */
-		"CREATE TEMP TRIGGER eddy_i_set AFTER UPDATE ON main.inodes WHEN"
+		"CREATE TEMP TRIGGER eddy_i_set AFTER UPDATE ON main.inodes WHEN eddy_news() AND ("
 		" new.mode IS NOT old.mode OR new.uid IS NOT old.uid OR new.gid IS NOT old.gid"
 		" OR new.nlink IS NOT old.nlink OR new.size IS NOT old.size"
 		" OR new.stored IS NOT old.stored OR new.rdev IS NOT old.rdev"
 		" OR new.atime IS NOT old.atime OR new.mtime IS NOT old.mtime"
-		" OR new.ctime IS NOT old.ctime OR new.parent IS NOT old.parent BEGIN"
+		" OR new.ctime IS NOT old.ctime OR new.parent IS NOT old.parent) BEGIN"
 		" INSERT INTO changes(session, kind, ino) VALUES(%1$" PRId64 ","
 		" CASE WHEN new.size IS NOT old.size OR new.mtime IS NOT old.mtime THEN 4"
 		" ELSE 3 END, new.ino); END",
-		"CREATE TEMP TRIGGER eddy_i_del AFTER DELETE ON main.inodes BEGIN"
+		"CREATE TEMP TRIGGER eddy_i_del AFTER DELETE ON main.inodes WHEN eddy_news() BEGIN"
 		" INSERT INTO changes(session, kind, ino) VALUES(%1$" PRId64 ", 3, old.ino); END",
-		"CREATE TEMP TRIGGER eddy_c_add AFTER INSERT ON main.chunks BEGIN"
+		"CREATE TEMP TRIGGER eddy_c_add AFTER INSERT ON main.chunks WHEN eddy_news() BEGIN"
 		" INSERT INTO changes(session, kind, ino) VALUES(%1$" PRId64 ", 4, new.ino); END",
-		"CREATE TEMP TRIGGER eddy_c_del AFTER DELETE ON main.chunks BEGIN"
+		"CREATE TEMP TRIGGER eddy_c_del AFTER DELETE ON main.chunks WHEN eddy_news() BEGIN"
 		" INSERT INTO changes(session, kind, ino) VALUES(%1$" PRId64 ", 4, old.ino); END",
-		"CREATE TEMP TRIGGER eddy_c_set AFTER UPDATE ON main.chunks BEGIN"
+		"CREATE TEMP TRIGGER eddy_c_set AFTER UPDATE ON main.chunks WHEN eddy_news() BEGIN"
 		" INSERT INTO changes(session, kind, ino) VALUES(%1$" PRId64 ", 4, new.ino); END",
-		"CREATE TEMP TRIGGER eddy_x_add AFTER INSERT ON main.xattrs BEGIN"
+		"CREATE TEMP TRIGGER eddy_x_add AFTER INSERT ON main.xattrs WHEN eddy_news() BEGIN"
 		" INSERT INTO changes(session, kind, ino) VALUES(%1$" PRId64 ", 3, new.ino); END",
-		"CREATE TEMP TRIGGER eddy_x_del AFTER DELETE ON main.xattrs BEGIN"
+		"CREATE TEMP TRIGGER eddy_x_del AFTER DELETE ON main.xattrs WHEN eddy_news() BEGIN"
 		" INSERT INTO changes(session, kind, ino) VALUES(%1$" PRId64 ", 3, old.ino); END",
-		"CREATE TEMP TRIGGER eddy_x_set AFTER UPDATE ON main.xattrs BEGIN"
+		"CREATE TEMP TRIGGER eddy_x_set AFTER UPDATE ON main.xattrs WHEN eddy_news() BEGIN"
 		" INSERT INTO changes(session, kind, ino) VALUES(%1$" PRId64 ", 3, new.ino); END",
 	};
 	char sql[1024];
 	int r;
 
+	if (sqlite3_create_function_v2(v->db, "eddy_news", 0, SQLITE_UTF8, v, news_fn, NULL,
+				       NULL, NULL) != SQLITE_OK)
+		return -EIO;
 	for (size_t i = 0; i < sizeof(fmt) / sizeof(*fmt); i++) {
 		snprintf(sql, sizeof(sql), fmt[i], v->session);
 		if ((r = vol_sql(v->db, sql)))
 			return r;
 	}
 	return 0;
+}
+
+void vol_bg_kick(struct vol_fs *v)
+{
+	/* without bg->lock (db_lock is held): a wakeup lost to the race with
+	 * the thread's next wait only delays the commit to its next look */
+	if (v->bg)
+		pthread_cond_signal(&v->bg->wake);
 }
 
 static int64_t mono_ms(void)
@@ -259,13 +280,23 @@ static void *bg_main(void *arg)
 	pthread_mutex_lock(&bg->lock);
 	while (!bg->stop) {
 		struct timespec until;
-		int64_t now = mono_ms(), wait_ms;
+		int64_t now = mono_ms(), wait_ms, dl;
 
 		if ((bg->watching || bg->waiters) && committed(bg)) {
 			bg->commits++;
 			pthread_cond_broadcast(&bg->commit);
 			if (bg->watching)
 				follow(bg);
+		}
+		if ((dl = atomic_load(&v->batch_deadline)) && now >= dl) {
+			/* a batch that nobody's next operation committed */
+			pthread_mutex_unlock(&bg->lock);
+			pthread_mutex_lock(&v->db_lock);
+			if (v->batch_open && vol_mono_ms() >= v->batch_start + v->opt.batch_ms)
+				vol_batch_commit(v);
+			pthread_mutex_unlock(&v->db_lock);
+			pthread_mutex_lock(&bg->lock);
+			continue;
 		}
 		if (now >= next_beat || now >= next_reap) {
 			bool following = bg->watching, beat = now >= next_beat;
@@ -275,8 +306,10 @@ static void *bg_main(void *arg)
 
 			pthread_mutex_unlock(&bg->lock);
 			pthread_mutex_lock(&v->db_lock);
-			if (beat)
+			if (beat) {
 				r = vol_session_heartbeat(v, cursor, following);
+				vol_free_check(v);
+			}
 			if (reap)
 				vol_session_reap(v);
 			pthread_mutex_unlock(&v->db_lock);
@@ -293,6 +326,8 @@ static void *bg_main(void *arg)
 			continue;
 		}
 		wait_ms = (bg->watching || bg->waiters) ? VOL_FOLLOW_MS : next_beat - now;
+		if ((dl = atomic_load(&v->batch_deadline)) && dl - now < wait_ms)
+			wait_ms = dl > now ? dl - now : 1;
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
 		until.tv_sec += wait_ms / 1000 + until.tv_nsec / 1000000000;

@@ -94,6 +94,8 @@
 #define VOL_EXPIRE_MS 8000          /* no heartbeat for this long: dead */
 #define VOL_REAP_MS 2000            /* dead sessions, orphans, old news */
 #define VOL_FOLLOW_MS 2             /* data_version poll while watching */
+#define VOL_BATCH_OPS 512           /* operations per commit, at most */
+#define VOL_BATCH_FREE (64 << 20)   /* no commit window below this much free space */
 
 /* Prepared statements, cached on the connection (vol_db.c). */
 enum vol_query {
@@ -135,6 +137,8 @@ enum vol_query {
 	Q_HOLD_ADD,
 	Q_HOLD_DEL,
 	Q_HOLD_ANY,
+	Q_OTHERS,                  /* sessions besides this one */
+	Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_SAVEPOINT, Q_RELEASE, Q_ROLLBACK_TO,
 	Q_COUNT
 };
 
@@ -210,6 +214,16 @@ struct vol_fs {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[Q_COUNT];
 	bool in_tx;
+	bool news;                 /* this transaction writes change news (others exist) */
+	/* the commit window (vol_db.c, BATCHES) */
+	bool batch_open;           /* a write transaction spans operations */
+	bool broken;               /* a batch failed to commit: writes fail with EIO */
+	unsigned batch_ops;        /* operations in it */
+	int64_t batch_start;       /* when it began (monotonic ms) */
+	atomic_llong batch_deadline; /* when the background thread commits it; 0: none */
+	atomic_bool space_low;     /* under VOL_BATCH_FREE free: no window */
+	atomic_llong batches, batch_lost;
+	size_t tx_dead_mark;       /* tx_ndead when the operation's savepoint began */
 	bool db_unsynced;          /* commits since the last synchronous=FULL one */
 	int64_t used_bytes;        /* data + xattrs + symlink targets */
 	int64_t ninodes;
@@ -328,12 +342,26 @@ int vol_db_errno(int rc);
 /* Steps a statement that returns no row; resets it. */
 int vol_exec(struct vol_fs *v, sqlite3_stmt *s);
 int vol_sql(sqlite3 *db, const char *sql);
-/* BEGIN IMMEDIATE, then the totals as the database has them. */
+/* Starts one operation's write transaction: a savepoint in the open
+** batch, else BEGIN IMMEDIATE (then the totals as the database has them)
+** that opens a batch when the window allows (vol_db.c, BATCHES). */
 int vol_tx_begin(struct vol_fs *v);
+/* BEGIN IMMEDIATE of a transaction of its own, committed by vol_tx_end:
+** commits the open batch first. For locks, sessions and durable commits. */
+int vol_tx_begin_direct(struct vol_fs *v);
+/* Commits the open batch, if any (not inside an operation). */
+int vol_batch_commit(struct vol_fs *v);
+/* Monotonic milliseconds. */
+int64_t vol_mono_ms(void);
+/* Sets space_low from the free space of the volume's filesystem. */
+void vol_free_check(struct vol_fs *v);
+/* vol_follow.c: wakes the background thread (a batch began). */
+void vol_bg_kick(struct vol_fs *v);
 /* Refreshes used_bytes and ninodes from meta. */
 int vol_totals_read(struct vol_fs *v);
-/* Commits when ERR is 0 (then unlinks the dead blocks), else rolls back;
-** returns ERR or the commit's error. */
+/* Ends the operation: when ERR is 0 it is kept (committed now, or with
+** its batch; the dead blocks are unlinked after that commit), else rolled
+** back alone; returns ERR or the commit's error. */
 int vol_tx_end(struct vol_fs *v, int err);
 /* vol_tx_begin with db_lock taken first (released again on failure), and
 ** vol_tx_end followed by the release of db_lock. */

@@ -227,7 +227,7 @@ static int session_drop(struct vol_fs *v, int64_t session)
 	static const char *const sql[] = { "DELETE FROM sessions WHERE id = ?1",
 					   "DELETE FROM holds WHERE session = ?1",
 					   "DELETE FROM locks WHERE session = ?1" };
-	int r = vol_tx_begin(v);
+	int r = vol_tx_begin_direct(v);
 
 	for (size_t i = 0; !r && i < sizeof(sql) / sizeof(*sql); i++) {
 		sqlite3_stmt *s;
@@ -300,7 +300,7 @@ static int reap_orphans(struct vol_fs *v)
 
 		if (!mine && others > 0 && o[i].ctime > old)
 			continue;       /* young: another session may adopt it */
-		if ((r = vol_tx_begin(v)))
+		if ((r = vol_tx_begin_direct(v)))
 			break;
 		/* again inside the write lock: still an orphan nobody holds? */
 		r = vol_attr_get(v, o[i].ino, &a);
