@@ -1,12 +1,15 @@
 """Shared helpers for bench/run and bench/scale (stdlib only, /usr/bin/python3)."""
 
+import io
 import os
+import random
 import re
 import resource
 import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 
 BENCH_DIR = os.path.dirname(os.path.realpath(__file__))
@@ -449,3 +452,39 @@ def tool_version(cmd):
         return p.stdout.strip().splitlines()[0] if p.stdout.strip() else None
     except Exception:
         return None
+
+
+def make_tarball(path, nfiles, ndirs, seed=20240601):
+    """Deterministic synthetic source tree: ndirs dirs (depth <= 4), nfiles files of
+    1-20 KiB of printable pseudo-source text."""
+    rng = random.Random(seed)
+    alphabet = b"abcdefghijklmnopqrstuvwxyz_ ;{}()=+*0123456789\n\t"
+    pool = bytes(rng.choice(alphabet) for _ in range(1 << 16))
+    pool = pool * 2
+    dirs = ["tree"]
+    depth = {"tree": 0}
+    for i in range(ndirs):
+        parent = rng.choice([d for d in dirs if depth[d] < 4] or ["tree"])
+        d = "%s/%s%03d" % (parent, rng.choice(["src", "lib", "inc", "mod", "test"]), i)
+        dirs.append(d)
+        depth[d] = depth[parent] + 1
+    mtime = 1700000000
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tf:
+        for d in dirs:
+            ti = tarfile.TarInfo(d)
+            ti.type = tarfile.DIRTYPE
+            ti.mode = 0o755
+            ti.mtime = mtime
+            ti.uname = ti.gname = "root"
+            tf.addfile(ti)
+        for i in range(nfiles):
+            d = dirs[1 + rng.randrange(len(dirs) - 1)] if len(dirs) > 1 else dirs[0]
+            size = rng.randint(1024, 20 * 1024)
+            off = rng.randrange(1 << 16)
+            ti = tarfile.TarInfo("%s/f%05d.%s" % (d, i, rng.choice(["c", "h", "py", "txt"])))
+            ti.size = size
+            ti.mode = 0o644
+            ti.mtime = mtime
+            ti.uname = ti.gname = "root"
+            tf.addfile(ti, io.BytesIO(pool[off:off + size]))
+    return len(dirs), nfiles

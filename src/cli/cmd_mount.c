@@ -42,7 +42,8 @@ static const char mount_usage[] =
 	"size=N[K|M|G|T] (data, xattrs and symlinks; default: physical RAM),\n"
 	"inodes=N[K|M|G] (default: no limit); past a limit: ENOSPC.\n"
 	"With sqlite: the volume made by eddyfs format in <volume-dir>: metadata\n"
-	"in its SQLite database, data in its block folder; one mount at a time.\n"
+	"in its SQLite database, data in its block folder; several mounts of one\n"
+	"volume share it, coherently.\n"
 	"Data written is durable once close(2) or fsync(2) returned.\n"
 	"\n"
 	"Options (flag beats environment variable beats default):\n"
@@ -96,7 +97,13 @@ static const char mount_usage[] =
 	"                   xattr: a directory given the user.eddyfs.queue\n"
 	"                     attribute becomes a (persistent) queue\n"
 	"  --queue-config F eventfs-style quota file (INI) for queues\n"
-	"                   [EDDYFS_QUEUE_CONFIG]\n"
+	"                   [EDDYFS_QUEUE_CONFIG]\n"	"  --commit-window MS  sqlite: while this mount is the volume's only\n"
+	"                   user, its metadata changes commit together, at most\n"
+	"                   MS ms apart (fsync, fsyncdir and the close of a\n"
+	"                   written file commit at once; a kill -9 loses at most\n"
+	"                   the last MS ms of the rest); with other mounts every\n"
+	"                   change commits alone. 0-1000, 0: each change alone\n"
+	"                   [EDDYFS_COMMIT_WINDOW, default: 5]\n"
 	"\n"
 	"Chaos (a client that sees the others late, like a network filesystem\n"
 	"client; on with --chaos or any knob; environment: EDDYFS_<VAR>, else\n"
@@ -131,7 +138,8 @@ static const char mount_usage[] =
 	"backing dir or mountpoint, a non-empty mountpoint, a mountpoint that is\n"
 	"already a mount, a backing dir inside the mountpoint or the reverse,\n"
 	"bad mem: parameters; with sqlite: a directory that is not a volume, a\n"
-	"volume of a newer format, a corrupt database, a volume already mounted.\n"
+	"volume of a newer format, a corrupt database, a volume an exclusive tool\n"
+	"(fsck --repair, gc, load) holds.\n"
 	"In the foreground, SIGINT and SIGTERM unmount cleanly (exit status 0).\n";
 
 struct mount_args {
@@ -151,6 +159,7 @@ struct mount_args {
 	const char *queue_config;
 	char queue_config_abs[PATH_MAX];
 	struct mount_chaos chaos;
+	long commit_window;        /* sqlite: ms; -1: the default */
 	bool mem;                  /* source "mem:[params]": the mem backend */
 	bool vol;                  /* source "sqlite:<dir>": the volume backend */
 	struct mem_options mopt;
@@ -183,11 +192,13 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		{ "decision-log", required_argument, NULL, 1007 },
 		{ "replay", required_argument, NULL, 1008 },
 		{ "fault", required_argument, NULL, 1009 },
+		{ "commit-window", required_argument, NULL, 1010 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *threads = NULL, *f_log = NULL, *f_dir = NULL, *o = NULL, *id = NULL;
 	const char *coh = NULL, *watch = NULL, *locks = NULL, *queues = NULL, *qcfg = NULL;
+	const char *cwin = NULL;
 	bool f_bg = false, f_debug = false, f_wb = false;
 	struct chaos_flags cf = { 0 };
 	int c;
@@ -217,6 +228,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		case 1006: cf.seed = optarg; break;
 		case 1007: cf.decision_log = optarg; break;
 		case 1008: cf.replay = optarg; break;
+		case 1010: cwin = optarg; break;
 		case 1009:
 			if (cf.nfaults == 32) {
 				cli_error("--fault given more than 32 times");
@@ -342,6 +354,16 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		threads = getenv("EDDYFS_THREADS");
 	a->threads = 16;
 	if (threads && cli_parse_int("--threads", threads, 1, 1024, &a->threads) < 0)
+		return EXIT_USAGE;
+	a->commit_window = -1;
+	if (cwin && strncmp(argv[optind], "sqlite:", 7) != 0) {
+		cli_error("--commit-window applies to sqlite: volumes");
+		return EXIT_USAGE;
+	}
+	if (!cwin && strncmp(argv[optind], "sqlite:", 7) == 0 && (cwin = getenv("EDDYFS_COMMIT_WINDOW")) &&
+	    !*cwin)
+		cwin = NULL;
+	if (cwin && cli_parse_int("--commit-window", cwin, 0, 1000, &a->commit_window) < 0)
 		return EXIT_USAGE;
 	if (strncmp(argv[optind], "mem:", 4) == 0) {
 		char err[256];
@@ -710,6 +732,8 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 		vol_options_default(&vopt);
 		vol_cache_policy(a, &vopt);
 		vopt.mountpoint = a->mountpoint;
+		if (a->commit_window >= 0)
+			vopt.batch_ms = (unsigned)a->commit_window;
 		/* other mounts' changes come as news (events: long timeouts) */
 		fo.notify = vol_follows(a);
 		r = vol_fs_open(a->backing, &vopt, &fs, err, sizeof(err));

@@ -293,7 +293,9 @@ def test_unlinked_open_file_lives_until_close(mount_volume):
     p.write_bytes(b"x" * 100000)
     with open(p, "rb") as f:
         os.unlink(p)
-        assert _q(vol, "SELECT count(*) FROM inodes WHERE nlink = 0") == [(1,)]
+        # another connection sees the unlink once the commit window closed
+        wait_for(lambda: _q(vol, "SELECT count(*) FROM inodes WHERE nlink = 0") == [(1,)],
+                 what="the unlink to commit")
         assert f.read() == b"x" * 100000
     wait_for(lambda: _q(vol, "SELECT count(*) FROM inodes WHERE nlink = 0") == [(0,)],
              what="the unlinked inode to go after the last close")

@@ -246,19 +246,7 @@ static int tx_begin(struct vol_fs *v, bool batchable)
 	v->tx_used = v->tx_inodes = 0;
 	v->tx_ndead = v->tx_dead_mark = 0;
 	/* who else is there (nobody can register while the write lock is ours) */
-	{
-		sqlite3_stmt *s = vol_q(v, Q_OTHERS);
-
-		others = -EIO;
-		if (s) {
-			int rc;
-
-			sqlite3_bind_int64(s, 1, v->session);
-			rc = sqlite3_step(s);
-			others = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : vol_db_errno(rc);
-			sqlite3_reset(s);
-		}
-	}
+	others = vol_session_others(v);
 	r = others < 0 ? others : 0;
 	v->news = others != 0;
 	/* the totals as every mount left them (the write lock is ours), for

@@ -248,17 +248,15 @@ static int session_drop(struct vol_fs *v, int64_t session)
 
 int vol_session_others(struct vol_fs *v)
 {
-	sqlite3_stmt *s;
+	sqlite3_stmt *s = vol_q(v, Q_OTHERS);
 	int n, rc;
 
-	rc = sqlite3_prepare_v2(v->db, "SELECT count(*) FROM sessions WHERE id != ?1", -1, &s,
-				NULL);
-	if (rc != SQLITE_OK)
-		return vol_db_errno(rc);
+	if (!s)
+		return -EIO;
 	sqlite3_bind_int64(s, 1, v->session);
 	rc = sqlite3_step(s);
 	n = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : vol_db_errno(rc);
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	return n;
 }
 
