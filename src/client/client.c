@@ -35,6 +35,7 @@ int vclient_open(struct vclient *c, const char *dir, char *err, size_t errlen)
 	c->ctx.ngroups = n < 0 ? -1 : n;
 	vol_options_default(&o);
 	o.mountpoint = NULL;                 /* a client session */
+	o.batch_ms = 0;                      /* every change commits before its answer */
 	return vol_fs_open(dir, &o, &c->fs, err, errlen);
 }
 
