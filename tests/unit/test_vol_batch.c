@@ -36,23 +36,6 @@ static long long peek_int(struct vfx *v, const char *sql)
 	return r;
 }
 
-static int open_with_window(struct vfx *v, struct mfx *x, unsigned batch_ms)
-{
-	struct vol_options o;
-	char err[512];
-	int r;
-
-	memset(x, 0, sizeof(*x));
-	eddy_ctx_self(&x->ctx);
-	vol_options_default(&o);
-	o.batch_ms = batch_ms;
-	r = vol_fs_open(v->dir, &o, &x->fs, err, sizeof(err));
-	if (r)
-		fprintf(stderr, "  open: %s\n", err);
-	x->op = r ? NULL : x->fs->ops;
-	return r;
-}
-
 TEST(vol_batch_groups_commits_and_rolls_back_one_op)
 {
 	struct eddy_entry e, d;
@@ -62,7 +45,7 @@ TEST(vol_batch_groups_commits_and_rolls_back_one_op)
 
 	CHECK(vfx_open(&v, 0, 0, 0) == 0);
 	vfx_unmount(&v);
-	CHECK(open_with_window(&v, &v.x, 600000) == 0);   /* only we commit */
+	CHECK(vfx_open_more(&v, &v.x, 600000) == 0);   /* only we commit */
 	a = mfx_file(&v.x, EDDY_ROOT_INO, "a", "data");
 	CHECK(a != 0);
 	CHECK_EQ(v.x.op->mkdir(v.x.fs, &v.x.ctx, EDDY_ROOT_INO, "d", 0755, &d), 0);
@@ -118,10 +101,10 @@ TEST(vol_batch_ends_when_a_second_open_comes)
 
 	CHECK(vfx_open(&v, 0, 0, 0) == 0);
 	vfx_unmount(&v);
-	CHECK(open_with_window(&v, &v.x, 50) == 0);
+	CHECK(vfx_open_more(&v, &v.x, 50) == 0);
 	CHECK_EQ(v.x.op->mkdir(v.x.fs, &v.x.ctx, EDDY_ROOT_INO, "d1", 0755, &e), 0);
 	/* the second open registers in a write transaction: after the batch */
-	CHECK(open_with_window(&v, &b, 50) == 0);
+	CHECK(vfx_open_more(&v, &b, 50) == 0);
 	CHECK(mfx_lookup(&b, EDDY_ROOT_INO, "d1") != 0);
 	/* from now on every transaction commits by itself, with news */
 	CHECK_EQ(v.x.op->mkdir(v.x.fs, &v.x.ctx, EDDY_ROOT_INO, "d2", 0755, &e), 0);

@@ -88,18 +88,7 @@ static bool news_seen(struct news *n, const char *want)
 
 static int open_second(struct vfx *v, struct mfx *b)
 {
-	struct vol_options o;
-	char err[512];
-	int r;
-
-	memset(b, 0, sizeof(*b));
-	eddy_ctx_self(&b->ctx);
-	vol_options_default(&o);
-	r = vol_fs_open(v->dir, &o, &b->fs, err, sizeof(err));
-	if (r)
-		fprintf(stderr, "  second open: %s\n", err);
-	b->op = r ? NULL : b->fs->ops;
-	return r;
+	return vfx_open_more(v, b, VOL_DEFAULT_BATCH_MS);
 }
 
 TEST(vol_two_opens_share_names_totals_and_blocks)

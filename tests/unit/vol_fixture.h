@@ -35,6 +35,25 @@ static inline int vfx_reopen(struct vfx *v)
 	return r;
 }
 
+/* Another open of V's volume into X (another mount, as far as the volume
+** can tell), with the commit window BATCH_MS. */
+static inline int vfx_open_more(struct vfx *v, struct mfx *x, unsigned batch_ms)
+{
+	struct vol_options o;
+	char err[512];
+	int r;
+
+	memset(x, 0, sizeof(*x));
+	eddy_ctx_self(&x->ctx);
+	vol_options_default(&o);
+	o.batch_ms = batch_ms;
+	r = vol_fs_open(v->dir, &o, &x->fs, err, sizeof(err));
+	if (r)
+		fprintf(stderr, "  open: %s\n", err);
+	x->op = r ? NULL : x->fs->ops;
+	return r;
+}
+
 /* A new volume with BLOCK_SIZE (0: default), CAPACITY, MAX_INODES. */
 static inline int vfx_open(struct vfx *v, uint32_t block_size, uint64_t capacity,
 			   uint64_t max_inodes)
