@@ -30,12 +30,12 @@ CORE_SRC := src/fs.c src/util/log.c src/util/runtime.c \
 	src/backend/mem/mem.c src/backend/mem/mem_inode.c src/backend/mem/mem_dir.c \
 	src/backend/mem/mem_pages.c src/backend/mem/mem_ns.c src/backend/mem/mem_rename.c \
 	src/backend/mem/mem_attr.c src/backend/mem/mem_file.c src/backend/mem/mem_readdir.c \
-	src/backend/mem/mem_xattr.c src/util/posix_acl.c src/util/fsrules.c \
+	src/backend/mem/mem_xattr.c src/util/posix_acl.c src/util/fsrules.c src/util/access.c \
 	src/backend/volume/vol.c src/backend/volume/vol_format.c src/backend/volume/vol_db.c \
 	src/backend/volume/vol_inode.c src/backend/volume/vol_block.c \
 	src/backend/volume/vol_data.c src/backend/volume/vol_ns.c src/backend/volume/vol_rename.c \
 	src/backend/volume/vol_attr.c src/backend/volume/vol_file.c src/backend/volume/vol_dir.c \
-	src/backend/volume/vol_xattr.c src/backend/volume/vol_session.c \
+	src/backend/volume/vol_xattr.c src/backend/volume/vol_perm.c src/backend/volume/vol_session.c \
 	src/backend/volume/vol_follow.c src/backend/volume/vol_status.c \
 	src/backend/volume/vol_lock.c src/backend/volume/vol_gc.c src/backend/volume/vol_fsck.c src/backend/volume/vol_dump.c
 FUSE_SRC := src/fuse/session.c src/fuse/node_table.c src/fuse/ops_node.c \
@@ -49,7 +49,7 @@ UNIT_SRC := tests/unit/unit_main.c tests/unit/test_dir_backend.c \
 	tests/unit/test_node_table.c src/fuse/node_table.c \
 	tests/unit/test_mem_backend.c tests/unit/test_mem_attrs.c tests/unit/test_mem_stress.c \
 	tests/unit/test_queue_layer.c tests/unit/test_chaos_layer.c tests/unit/test_vol_backend.c \
-	tests/unit/test_vol_shared.c tests/unit/test_vol_batch.c tests/unit/test_client.c \
+	tests/unit/test_vol_shared.c tests/unit/test_vol_batch.c tests/unit/test_vol_perm.c tests/unit/test_client.c \
 	src/client/client.c
 
 B ?= build

@@ -224,6 +224,12 @@ struct eddy_fs_ops {
 	 * the filesystem it wraps. NULL: no runtime control. */
 	int (*control)(struct eddy_fs *fs, const char *request, eddy_stat_fn fn, void *arg,
 		       char *err, size_t errlen);
+
+	/* access(2) and chdir on a mount where the kernel does not check
+	 * permissions (no EDDY_FS_KERNEL_PERMISSIONS): 0, or -EACCES if C
+	 * may not MASK (R_OK | W_OK | X_OK; F_OK: exists). NULL: the kernel
+	 * is told ENOSYS and then allows every access(2) call. */
+	int (*access)(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, int mask);
 };
 
 /*

@@ -475,6 +475,27 @@ static int cmd_mkdir(struct cc *x, int argc, char **argv)
 }
 
 /* Removes NAME from directory DIR (whose attributes are DST). */
+/* Does PATH end in '/' after a name? Then, as in the kernel, the name must
+** be a directory (ENOTDIR otherwise). */
+static bool slashed(const char *path)
+{
+	size_t n = strlen(path);
+
+	return n > 1 && path[n - 1] == '/';
+}
+
+/* -ENOTDIR if SLASH and NAME in DIR exists and is no directory. */
+static int slash_rule(struct cc *x, uint64_t dir, const char *name, bool slash)
+{
+	struct stat st;
+	uint64_t ino;
+
+	if (!slash || vclient_lookup(&x->c, dir, name, &ino, &st))
+		return 0;
+	vclient_put(&x->c, ino);
+	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
 static int rm_at(struct cc *x, uint64_t dir, const struct stat *dst, const char *name,
 		 bool recursive, bool empty_dirs)
 {
@@ -532,6 +553,8 @@ static int cmd_rm(struct cc *x, int argc, char **argv)
 			double t;
 
 			r = x->c.fs->ops->getattr(x->c.fs, &x->c.ctx, dir, NULL, &dst, &t);
+			if (!r)
+				r = slash_rule(x, dir, name, slashed(argv[i]));
 			if (!r)
 				r = rm_at(x, dir, &dst, name, recursive, empty);
 			vclient_put(&x->c, dir);
@@ -607,6 +630,9 @@ static int cmd_mv(struct cc *x, int argc, char **argv)
 	if (!r && !(r = vclient_lookup(&x->c, sd, sname, &ino, &st))) {
 		r = vclient_may_delete(&x->c, sd, &sdir, &st);
 		vclient_put(&x->c, ino);
+		/* a trailing '/' on either name needs a directory to move */
+		if (!r && !S_ISDIR(st.st_mode) && (slashed(argv[1]) || slashed(dst)))
+			r = -ENOTDIR;
 	}
 	if (!r && !(r = vclient_parent(&x->c, dst, true, &dd, dname))) {
 		r = mv_allowed(x, sd, &st, dd, dname);

@@ -734,6 +734,21 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 		vopt.mountpoint = a->mountpoint;
 		if (a->commit_window >= 0)
 			vopt.batch_ms = (unsigned)a->commit_window;
+		/* The volume checks access itself unless the kernel must (other
+		 * users: allow_other) or a layer answers before the volume
+		 * sees the call; with the writeback cache the frontend opens
+		 * write-only files for reading too. */
+		vopt.check_access = !a->queues && !a->chaos.on && !a->writeback &&
+				    !eddy_fuse_opts_kernel_checks(a->fuse_opts);
+		/* A test knob: the volume's own checks for every user of an
+		 * allow_other mount. Names are then never cached, so that each
+		 * path walk asks the volume (with the walker's ids) again. */
+		if (getenv("EDDYFS_TEST_DAEMON_ACCESS") && !a->queues && !a->chaos.on &&
+		    !a->writeback) {
+			vopt.check_access = true;
+			vopt.entry_timeout = vopt.negative_timeout = 0;
+			fo.daemon_access = true;
+		}
 		/* other mounts' changes come as news (events: long timeouts) */
 		fo.notify = vol_follows(a);
 		r = vol_fs_open(a->backing, &vopt, &fs, err, sizeof(err));

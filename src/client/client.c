@@ -20,6 +20,7 @@
 
 #include "client.h"
 #include "../backend/volume/vol.h"
+#include "../util/access.h"
 
 #define MAX_SYMLINKS 40
 #define MAX_DEPTH 4096
@@ -59,68 +60,20 @@ static int getattr(struct vclient *c, uint64_t ino, struct stat *st)
 	return c->fs->ops->getattr(c->fs, &c->ctx, ino, NULL, st, &t);
 }
 
-/* The kernel's posix_acl_permission on an access ACL in its xattr form
-** (a 4-byte version, then 8-byte entries: tag, perm, id, little-endian,
-** sorted: owner, named users, owning group, named groups, mask, other). */
-static int acl_check(const struct vclient *c, const struct stat *st, const unsigned char *a,
-		     size_t size, unsigned mask)
-{
-	unsigned maskperm = 7, granted = 0;
-	bool found = false, matched = false;
-
-	for (size_t i = 4; i + 8 <= size; i += 8) {
-		unsigned tag = a[i] | a[i + 1] << 8, perm = a[i + 2] | a[i + 3] << 8;
-		uint32_t id = a[i + 4] | a[i + 5] << 8 | a[i + 6] << 16 | (uint32_t)a[i + 7] << 24;
-
-		if (tag == 0x10)                     /* ACL_MASK */
-			maskperm = perm;
-		if (matched)
-			continue;
-		if (tag == 0x01 && st->st_uid == c->ctx.uid) {          /* ACL_USER_OBJ */
-			return (mask & ~perm) & 7 ? -EACCES : 0;
-		} else if (tag == 0x02 && id == c->ctx.uid) {            /* ACL_USER */
-			matched = true;
-			granted = perm;
-		} else if ((tag == 0x04 && eddy_ctx_in_group(&c->ctx, st->st_gid)) ||
-			   (tag == 0x08 && eddy_ctx_in_group(&c->ctx, id))) {
-			found = true;                /* ACL_GROUP_OBJ, ACL_GROUP */
-			if (!((mask & ~perm) & 7)) {
-				matched = true;
-				granted = perm;
-			}
-		} else if (tag == 0x20 && !found) {                     /* ACL_OTHER */
-			return (mask & ~perm) & 7 ? -EACCES : 0;
-		}
-	}
-	if (!matched)
-		return -EACCES;
-	return (mask & ~(granted & maskperm)) & 7 ? -EACCES : 0;
-}
-
 int vclient_access(const struct vclient *c, uint64_t ino, const struct stat *st, int mask)
 {
-	mode_t m = st->st_mode, bits;
+	struct eddy_perm p = { st->st_mode, st->st_uid, st->st_gid, NULL, 0 };
 	unsigned char acl[1024];
 	ssize_t n;
 
-	if (c->ctx.uid == 0) {
-		if (!(mask & X_OK) || S_ISDIR(m) || (m & 0111))
-			return 0;
-		return -EACCES;
-	}
-	/* an access ACL decides for everyone but the owner (a file without
-	 * one answers ENODATA; a minimal ACL says what the mode says) */
-	if (st->st_uid != c->ctx.uid && !S_ISLNK(m) && c->fs->ops->getxattr &&
+	/* a file without an access ACL answers ENODATA */
+	if (eddy_access_needs_acl(&c->ctx, &p) && c->fs->ops->getxattr &&
 	    (n = c->fs->ops->getxattr(c->fs, &c->ctx, ino, "system.posix_acl_access", acl,
-				      sizeof(acl))) > 4)
-		return acl_check(c, st, acl, (size_t)n, (unsigned)mask);
-	if (st->st_uid == c->ctx.uid)
-		bits = (m >> 6) & 7;
-	else if (eddy_ctx_in_group(&c->ctx, st->st_gid))
-		bits = (m >> 3) & 7;
-	else
-		bits = m & 7;
-	return ((unsigned)mask & ~bits) & 7 ? -EACCES : 0;
+				      sizeof(acl))) > 4) {
+		p.acl = acl;
+		p.acl_size = (size_t)n;
+	}
+	return eddy_access_check(&c->ctx, &p, mask);
 }
 
 int vclient_may_delete(const struct vclient *c, uint64_t dir, const struct stat *dst,
@@ -130,10 +83,9 @@ int vclient_may_delete(const struct vclient *c, uint64_t dir, const struct stat 
 
 	if (r)
 		return r;
-	if ((dst->st_mode & S_ISVTX) && c->ctx.uid != 0 && c->ctx.uid != st->st_uid &&
-	    c->ctx.uid != dst->st_uid)
-		return -EPERM;
-	return 0;
+	struct eddy_perm d = { dst->st_mode, dst->st_uid, dst->st_gid, NULL, 0 };
+
+	return eddy_sticky_check(&c->ctx, &d, st->st_uid);
 }
 
 int vclient_lookup(struct vclient *c, uint64_t dir, const char *name, uint64_t *ino,

@@ -21,11 +21,17 @@ struct eddy_frontend_opts {
 	bool writeback_cache;      /* ask the kernel for its writeback cache */
 	bool shared_locks;         /* locks through the implementation, if it can */
 	bool posix_close;          /* exact POSIX close rule: a FLUSH per close */
+	/* the implementation checks access even with allow_other (a test
+	 * knob: EDDYFS_TEST_DAEMON_ACCESS; safe only without entry caching) */
+	bool daemon_access;
 	struct eddy_log *log;
 };
 
 /* True if libfuse accepts the options (checked without mounting). */
 bool eddy_frontend_opts_valid(const struct eddy_frontend_opts *o);
+/* Do the FUSE options FUSE_OPTS (-o) make the kernel check permissions
+** (allow_other, default_permissions)? */
+bool eddy_fuse_opts_kernel_checks(const char *fuse_opts);
 
 /* Mounts, serves until unmounted (umount, fusermount3 -u, SIGINT, SIGTERM,
 ** SIGHUP), cleans up. Returns 0 after a clean unmount, 1 on failure (the

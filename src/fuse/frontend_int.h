@@ -55,6 +55,7 @@ enum fe_req {
 	FE_REQ_SETLK,
 	FE_REQ_FLOCK,
 	FE_REQ_POLL,
+	FE_REQ_ACCESS,
 	FE_REQ_N
 };
 
@@ -124,6 +125,7 @@ void fe_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *v
 void fe_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
 void fe_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void fe_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+void fe_access(fuse_req_t req, fuse_ino_t ino, int mask);
 
 /* ops_file.c */
 void fe_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

@@ -41,6 +41,7 @@ static const char *const req_names[FE_REQ_N] = {
 	[FE_REQ_GETXATTR] = "getxattr",
 	[FE_REQ_LISTXATTR] = "listxattr",
 	[FE_REQ_REMOVEXATTR] = "removexattr",
+	[FE_REQ_ACCESS] = "access",
 	[FE_REQ_CREATE] = "create",
 	[FE_REQ_FALLOCATE] = "fallocate",
 	[FE_REQ_COPY_FILE_RANGE] = "copy_file_range",
@@ -237,6 +238,12 @@ static void c_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	fe_removexattr(req, ino, name);
 }
 
+static void c_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	fe_count(req, FE_REQ_ACCESS);
+	fe_access(req, ino, mask);
+}
+
 static void c_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		struct fuse_file_info *fi)
 {
@@ -322,6 +329,7 @@ const struct fuse_lowlevel_ops fe_counted_ops = {
 	.getxattr = c_getxattr,
 	.listxattr = c_listxattr,
 	.removexattr = c_removexattr,
+	.access = c_access,
 	.create = c_create,
 	.fallocate = c_fallocate,
 	.copy_file_range = c_copy_file_range,

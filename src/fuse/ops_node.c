@@ -341,3 +341,18 @@ void fe_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	fe_ctx(req, &c, false);
 	reply_err(req, fe->fs->ops->removexattr(fe->fs, &c, ino, name));
 }
+
+/* access(2), chdir: sent only when the kernel does not check permissions
+** itself. Without the implementation's answer the kernel allows all. */
+void fe_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct eddy_frontend *fe = fe_of(req);
+	struct eddy_ctx c;
+
+	if (!fe->fs->ops->access) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	fe_ctx(req, &c, false);
+	reply_err(req, fe->fs->ops->access(fe->fs, &c, ino, mask));
+}

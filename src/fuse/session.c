@@ -259,6 +259,12 @@ static bool has_opt(const char *list, const char *name)
 	return false;
 }
 
+bool eddy_fuse_opts_kernel_checks(const char *fuse_opts)
+{
+	return fuse_opts &&
+	       (has_opt(fuse_opts, "allow_other") || has_opt(fuse_opts, "default_permissions"));
+}
+
 static struct fuse_session *new_session(struct eddy_frontend *fe, const struct eddy_frontend_opts *o)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -274,7 +280,7 @@ static struct fuse_session *new_session(struct eddy_frontend *fe, const struct e
 	/* With allow_other the kernel must check permissions, as on a local
 	 * filesystem: the daemon itself may act as root. An implementation
 	 * that checks no rights at all always needs the kernel to. */
-	if (((o->fuse_opts && has_opt(o->fuse_opts, "allow_other")) ||
+	if (((o->fuse_opts && has_opt(o->fuse_opts, "allow_other") && !o->daemon_access) ||
 	     (fe->fs && (fe->fs->flags & EDDY_FS_KERNEL_PERMISSIONS))) &&
 	    !(o->fuse_opts && has_opt(o->fuse_opts, "default_permissions")) &&
 	    fuse_opt_add_opt(&mine, "default_permissions") < 0)
@@ -331,7 +337,8 @@ int eddy_frontend_run(struct eddy_fs *fs, const struct eddy_frontend_opts *o)
 		   fs->ops->flush_owner;
 	fe.posix_close = o->posix_close;
 	fe.kernel_permissions = (fs->flags & EDDY_FS_KERNEL_PERMISSIONS) ||
-				(o->fuse_opts && (has_opt(o->fuse_opts, "allow_other") ||
+				(o->fuse_opts && ((has_opt(o->fuse_opts, "allow_other") &&
+						   !o->daemon_access) ||
 						  has_opt(o->fuse_opts, "default_permissions")));
 	/* opendir is where a backend that checks permissions itself refuses an
 	 * unreadable directory: skip it only when the kernel checks them. */

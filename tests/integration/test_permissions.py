@@ -546,3 +546,4 @@ def test_default_mount_options(mount):
         line = [l for l in f if l.split()[1] == str(mount.mnt)][-1]
     opts = line.split()[3].split(",")
     assert "allow_other" in opts and "default_permissions" in opts, line
+

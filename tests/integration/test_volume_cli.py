@@ -85,7 +85,13 @@ def test_every_command_and_its_errors(run_eddy, make_volume, workdir):
         hashlib.sha256(data).digest()
     _ok(c("mv", "/a/stdin", "/a/b/c"))
     assert _ok(c("ls", "/a/b/c")).split() == ["stdin"]
-    _ok(c("rm", "-r", "/a/b"))
+    # a trailing '/' needs a directory, as in the kernel
+    _err(c("rm", "/a/hi/"), "eddyfs rm: /a/hi/: Not a directory")
+    _err(c("mv", "/a/hi/", "/a/hi2"), "eddyfs mv: /a/hi/: Not a directory")
+    _err(c("mv", "/a/hi", "/a/hi2/"), "eddyfs mv: /a/hi: Not a directory")
+    _ok(c("mv", "/a/b/c/", "/a/b/c2/"))
+    _ok(c("mv", "/a/b/c2/", "/a/b/c"))
+    _ok(c("rm", "-r", "/a/b/"))
     assert _ok(c("ls", "/a")).split() == ["big", "hi", "link"]
     # usage errors and bad volumes: exit 2, one line
     for args in (["cat"], ["ls", "/"], ["get", v, "/a/hi"], ["mkdir", v, "-m", "9z", "/q"],

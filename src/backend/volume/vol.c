@@ -8,8 +8,10 @@
 **   1. Local-filesystem semantics for every operation of fs.h: errors,
 **      times, link counts, hard links, symlinks, special files, ownership
 **      (setgid directories, setuid clearing), xattrs and POSIX ACLs as
-**      ext4. The backend checks no access rights: it sets
-**      EDDY_FS_KERNEL_PERMISSIONS and the kernel checks them.
+**      ext4. Access rights are checked by the kernel
+**      (EDDY_FS_KERNEL_PERMISSIONS: default_permissions), or, with
+**      vol_options.check_access, by the backend itself (vol_perm.c), which
+**      spares the kernel's GETATTR of the parent after every change.
 **   2. Every namespace operation is one SQLite transaction: rename
 **      (also RENAME_NOREPLACE and RENAME_EXCHANGE) of files and
 **      directories is atomic, also across a crash.
@@ -102,6 +104,7 @@ int vol_fs_open(const char *dir, const struct vol_options *o, struct eddy_fs **o
 		size_t errlen)
 {
 	struct vol_format_options fo;
+	pthread_mutexattr_t ma;
 	struct vol_fs *v;
 	int r;
 
@@ -111,12 +114,20 @@ int vol_fs_open(const char *dir, const struct vol_options *o, struct eddy_fs **o
 		return -ENOMEM;
 	}
 	v->base.ops = &vol_fs_ops;
-	v->base.flags = EDDY_FS_KERNEL_PERMISSIONS;
+	v->base.flags = o->check_access ? 0 : EDDY_FS_KERNEL_PERMISSIONS;
 	v->opt = *o;
+	v->protected_hardlinks = o->check_access && vol_protected_hardlinks();
 	v->news = true;
 	v->dir_fd = v->blocks_fd = v->lock_fd = -1;
-	pthread_mutex_init(&v->db_lock, NULL);
-	pthread_mutex_init(&v->table_lock, NULL);
+	/* db_lock is held for microseconds at a time by many threads: an
+	 * adaptive mutex spins briefly before it sleeps, sparing a context
+	 * switch per hand-over (the FORGET that follows every unlink, the
+	 * background commit). */
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&v->db_lock, &ma);
+	pthread_mutex_init(&v->table_lock, &ma);
+	pthread_mutexattr_destroy(&ma);
 	vol_cache_init(&v->cache);
 	pthread_mutex_init(&v->pool_lock, NULL);
 	atomic_init(&v->reserved, 0);
@@ -357,4 +368,5 @@ const struct eddy_fs_ops vol_fs_ops = {
 	.flush_owner = vol_flush_owner,
 	/* no poll (always ready) */
 	.poll = NULL,
+	.access = vol_access,     /* vol_perm.c */
 };

@@ -41,6 +41,11 @@ struct vol_options {
 	 * the volume, operations commit together, at most this many ms apart;
 	 * 0: one commit per operation */
 	unsigned batch_ms;
+	/* the volume checks access rights itself (vol_perm.c): for a mount
+	 * without default_permissions, where every caller is the mounting
+	 * user. false: the kernel checks them (EDDY_FS_KERNEL_PERMISSIONS),
+	 * or the caller does (the volume client). */
+	bool check_access;
 };
 
 void vol_format_options_default(struct vol_format_options *o);

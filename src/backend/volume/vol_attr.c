@@ -49,13 +49,13 @@ static int setattr_check(const struct vol_attr *a, const struct stat *want, int 
 	return 0;
 }
 
-static int set_mode(struct vol_fs *v, struct vol_attr *a, mode_t perm)
+static int set_mode(struct vol_fs *v, const struct eddy_ctx *c, struct vol_attr *a, mode_t perm)
 {
 	size_t size = 0;
 	int err;
 	void *acl = vol_xattr_load(v, a->ino, EDDY_ACL_ACCESS, &size, &err);
 
-	a->mode = (a->mode & S_IFMT) | (perm & 07777);
+	a->mode = (a->mode & S_IFMT) | eddy_mode_after_chmod(c, perm & 07777, a->gid);
 	if (acl) {
 		eddy_acl_chmod(acl, size, a->mode & 07777);
 		err = vol_xattr_store(v, a->ino, EDDY_ACL_ACCESS, acl, size);
@@ -65,13 +65,15 @@ static int set_mode(struct vol_fs *v, struct vol_attr *a, mode_t perm)
 }
 
 static int setattr_tx(struct vol_fs *v, const struct eddy_ctx *c, uint64_t ino,
-		      const struct stat *want, int mask, struct vol_attr *a)
+		      const struct stat *want, int mask, bool file_open, struct vol_attr *a)
 {
 	mode_t type;
 	int64_t now = vol_now();
 	int err;
 
-	if ((err = vol_attr_get(v, ino, a)) || (err = setattr_check(a, want, mask)))
+	if ((err = vol_attr_get(v, ino, a)) ||
+	    (err = vol_may_setattr(v, c, a, want, mask, file_open)) ||
+	    (err = setattr_check(a, want, mask)))
 		return err;
 	type = a->mode & S_IFMT;
 	if (mask & (EDDY_SET_UID | EDDY_SET_GID)) {
@@ -81,7 +83,7 @@ static int setattr_tx(struct vol_fs *v, const struct eddy_ctx *c, uint64_t ino,
 		if (mask & EDDY_SET_GID)
 			a->gid = want->st_gid;
 	}
-	if ((mask & EDDY_SET_MODE) && (err = set_mode(v, a, want->st_mode)))
+	if ((mask & EDDY_SET_MODE) && (err = set_mode(v, c, a, want->st_mode)))
 		return err;
 	if (mask & EDDY_SET_SIZE) {
 		if ((err = vol_data_truncate(v, a, (uint64_t)want->st_size)))
@@ -109,9 +111,11 @@ int vol_setattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, stru
 	struct vol_fs *v = vol_fs(fs);
 	struct vol_inode *vi;
 	struct vol_attr a;
+	bool file_open;
 	int err;
 
 	*attr_timeout = v->opt.attr_timeout;
+	file_open = f != NULL;
 	if (f)
 		ino = f->ino;
 	vi = vol_inode_pin(v, ino);
@@ -123,7 +127,7 @@ int vol_setattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, stru
 		pthread_mutex_lock(&v->db_lock);
 		err = vol_tx_begin(v);
 		if (!err)
-			err = vol_tx_end(v, setattr_tx(v, c, ino, want, mask, &a));
+			err = vol_tx_end(v, setattr_tx(v, c, ino, want, mask, file_open, &a));
 		if (!err)
 			vol_stat_overlay(v, &a, st);
 		pthread_mutex_unlock(&v->db_lock);

@@ -667,7 +667,8 @@ int vol_inode_delete_rows(struct vol_fs *v, const struct vol_attr *a)
 	int64_t freed = (int64_t)a->stored;
 	int err = 0, rc;
 
-	if (S_ISREG(a->mode)) {
+	/* an empty file has no chunk rows (truncate deletes them) */
+	if (S_ISREG(a->mode) && (a->size || a->stored)) {
 		s = vol_q(v, Q_CHUNK_FROM);
 		if (!s)
 			return -EIO;
@@ -689,13 +690,18 @@ int vol_inode_delete_rows(struct vol_fs *v, const struct vol_attr *a)
 		err = vol_exec(v, s);
 	}
 	if (!err && (s = vol_q(v, Q_XATTR_BYTES))) {
+		int64_t bytes = 0;
+
 		sqlite3_bind_int64(s, 1, (int64_t)a->ino);
 		if (sqlite3_step(s) == SQLITE_ROW)
-			freed += (int64_t)sqlite3_column_double(s, 0);
+			bytes = (int64_t)sqlite3_column_double(s, 0);
 		sqlite3_reset(s);
-		s = vol_q(v, Q_XATTR_DEL_ALL);
-		sqlite3_bind_int64(s, 1, (int64_t)a->ino);
-		err = vol_exec(v, s);
+		freed += bytes;
+		if (bytes > 0) {           /* every xattr has a name */
+			s = vol_q(v, Q_XATTR_DEL_ALL);
+			sqlite3_bind_int64(s, 1, (int64_t)a->ino);
+			err = vol_exec(v, s);
+		}
 	}
 	if (!err) {
 		s = vol_q(v, Q_INODE_DEL);

@@ -28,12 +28,13 @@ int vol_opendir(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, stru
 	struct vol_attr a;
 	int err;
 
-	(void)c;
 	pthread_mutex_lock(&v->db_lock);
 	err = vol_attr_get(v, ino, &a);
-	pthread_mutex_unlock(&v->db_lock);
 	if (!err && !S_ISDIR(a.mode))
 		err = -ENOTDIR;
+	if (!err)
+		err = vol_may(v, c, &a, R_OK);
+	pthread_mutex_unlock(&v->db_lock);
 	if (!err)
 		err = vol_handle_new(v, ino, O_RDONLY, true, fp);
 	if (err)

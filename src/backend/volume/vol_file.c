@@ -74,6 +74,8 @@ static int open_ino(struct vol_fs *v, const struct eddy_ctx *c, uint64_t ino, in
 
 	pthread_mutex_lock(&v->db_lock);
 	err = vol_attr_get(v, ino, &a);
+	if (!err && !S_ISLNK(a.mode))
+		err = vol_may(v, c, &a, eddy_open_mask(flags));
 	pthread_mutex_unlock(&v->db_lock);
 	if (err)
 		return err;

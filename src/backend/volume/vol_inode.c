@@ -274,7 +274,12 @@ int vol_inode_unlinked(struct vol_fs *v, const struct vol_attr *a)
 		return 0;
 	pthread_mutex_lock(&v->table_lock);
 	vi = find(v, a->ino);
-	held = vi && (vi->nlookup || vi->nopen || vi->pins);
+	/* The kernel's lookup reference alone does not keep a file alive:
+	 * with no open file and no name, nothing can reach it but a request
+	 * already racing with this unlink, which then fails as if it came
+	 * after it. A directory stays: it may be a process's working
+	 * directory, and stat(".") there answers until the last reference. */
+	held = vi && (vi->nopen || vi->pins || (vi->nlookup && S_ISDIR(a->mode)));
 	if (held)
 		vi->orphan = true;
 	pthread_mutex_unlock(&v->table_lock);

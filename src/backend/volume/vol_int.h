@@ -72,6 +72,7 @@
 #include <time.h>
 
 #include "../../fs.h"
+#include "../../util/access.h"
 #include "../../util/fsrules.h"
 #include "../../util/posix_acl.h"
 #include "vol.h"
@@ -209,6 +210,7 @@ struct vol_fs {
 	bool compress;
 	uint64_t capacity;         /* 0: the host filesystem's */
 	uint64_t max_inodes;       /* 0: none */
+	bool protected_hardlinks;  /* fs.protected_hardlinks, read at open */
 
 	pthread_mutex_t db_lock;   /* see LOCKS */
 	sqlite3 *db;
@@ -496,6 +498,18 @@ int vol_make(struct vol_fs *v, const struct eddy_ctx *c, uint64_t parent, const 
 	     mode_t mode, dev_t rdev, const char *target, struct vol_attr *out);
 int vol_dentry_get(struct vol_fs *v, uint64_t parent, const char *name, uint64_t *ino);
 int vol_dir_get(struct vol_fs *v, uint64_t ino, struct vol_attr *a);
+
+/* vol_perm.c: access checks when vol_options.check_access (else they
+** pass): C's MASK access to A, removal of VICTIM from DIR (write and
+** search, the sticky rule), a setattr change; access(2). */
+int vol_may(struct vol_fs *v, const struct eddy_ctx *c, const struct vol_attr *a, int mask);
+int vol_may_delete(struct vol_fs *v, const struct eddy_ctx *c, const struct vol_attr *dir,
+		   const struct vol_attr *victim);
+int vol_may_setattr(struct vol_fs *v, const struct eddy_ctx *c, const struct vol_attr *a,
+		    const struct stat *want, int mask, bool file_open);
+int vol_access(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, int mask);
+int vol_may_link(struct vol_fs *v, const struct eddy_ctx *c, const struct vol_attr *a);
+bool vol_protected_hardlinks(void);
 
 int vol_getattr(struct eddy_fs *, const struct eddy_ctx *, uint64_t, struct eddy_file *,
 		struct stat *, double *);

@@ -52,12 +52,13 @@ int vol_lookup(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, co
 	bool dir_ok;
 	int err = eddy_check_name(name);
 
-	(void)c;
 	if (err)
 		return err;
 	pthread_mutex_lock(&v->db_lock);
 	err = vol_dir_get(v, parent, &p);
 	dir_ok = !err;
+	if (!err)
+		err = vol_may(v, c, &p, X_OK);
 	if (!err)
 		err = vol_dentry_get(v, parent, name, &ino);
 	if (!err)
@@ -168,11 +169,13 @@ int vol_make(struct vol_fs *v, const struct eddy_ctx *c, uint64_t parent, const 
 	uint64_t ino;
 	int err;
 
-	if ((err = vol_dir_get(v, parent, &p)))
+	if ((err = vol_dir_get(v, parent, &p)) || (err = vol_may(v, c, &p, X_OK)))
 		return err;
 	err = vol_dentry_get(v, parent, name, &ino);
 	if (err != -ENOENT)
 		return err ? err : -EEXIST;
+	if ((err = vol_may(v, c, &p, W_OK | X_OK)))
+		return err;
 	if (len > VOL_SYMLINK_MAX)
 		return -ENAMETOOLONG;
 	if (target && (err = vol_space_check(v, (int64_t)len)))
@@ -241,8 +244,8 @@ int vol_symlink(struct eddy_fs *fs, const struct eddy_ctx *c, const char *target
 	return make_entry(vol_fs(fs), c, parent, name, S_IFLNK | 0777, 0, target, out);
 }
 
-static int link_tx(struct vol_fs *v, uint64_t ino, uint64_t newparent, const char *newname,
-		   struct vol_attr *a)
+static int link_tx(struct vol_fs *v, const struct eddy_ctx *c, uint64_t ino,
+		   uint64_t newparent, const char *newname, struct vol_attr *a)
 {
 	struct vol_attr p;
 	uint64_t other;
@@ -250,13 +253,17 @@ static int link_tx(struct vol_fs *v, uint64_t ino, uint64_t newparent, const cha
 
 	if (err)
 		return err;
-	if ((err = vol_dir_get(v, newparent, &p)))
+	if ((err = vol_dir_get(v, newparent, &p)) || (err = vol_may(v, c, &p, X_OK)))
 		return err;
 	if (S_ISDIR(a->mode))
 		return -EPERM;
+	if ((err = vol_may_link(v, c, a)))
+		return err;
 	err = vol_dentry_get(v, newparent, newname, &other);
 	if (err != -ENOENT)
 		return err ? err : -EEXIST;
+	if ((err = vol_may(v, c, &p, W_OK | X_OK)))
+		return err;
 	if (a->nlink == 0)
 		return -ENOENT;
 	if (a->nlink >= VOL_LINK_MAX)
@@ -277,13 +284,12 @@ int vol_link(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, uint64_
 	struct vol_attr a;
 	int err = eddy_check_name(newname);
 
-	(void)c;
 	if (err)
 		return err;
 	pthread_mutex_lock(&v->db_lock);
 	err = vol_tx_begin(v);
 	if (!err)
-		err = vol_tx_end(v, link_tx(v, ino, newparent, newname, &a));
+		err = vol_tx_end(v, link_tx(v, c, ino, newparent, newname, &a));
 	if (!err)
 		err = vol_fill_entry(v, &a, out);
 	pthread_mutex_unlock(&v->db_lock);
@@ -291,14 +297,16 @@ int vol_link(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, uint64_
 }
 
 /* unlink (DIR false) or rmdir (DIR true) of PARENT/NAME, in a transaction. */
-static int remove_tx(struct vol_fs *v, uint64_t parent, const char *name, bool dir)
+static int remove_tx(struct vol_fs *v, const struct eddy_ctx *c, uint64_t parent,
+		     const char *name, bool dir)
 {
 	struct vol_attr p, a;
 	uint64_t ino, any;
 	int err;
 
-	if ((err = vol_dir_get(v, parent, &p)) || (err = vol_dentry_get(v, parent, name, &ino)) ||
-	    (err = vol_attr_get(v, ino, &a)))
+	if ((err = vol_dir_get(v, parent, &p)) || (err = vol_may(v, c, &p, X_OK)) ||
+	    (err = vol_dentry_get(v, parent, name, &ino)) || (err = vol_attr_get(v, ino, &a)) ||
+	    (err = vol_may_delete(v, c, &p, &a)))
 		return err;
 	if (!dir && S_ISDIR(a.mode))
 		return -EISDIR;
@@ -328,27 +336,26 @@ static int remove_tx(struct vol_fs *v, uint64_t parent, const char *name, bool d
 	return vol_inode_unlinked(v, &a);
 }
 
-static int remove_entry(struct vol_fs *v, uint64_t parent, const char *name, bool dir)
+static int remove_entry(struct vol_fs *v, const struct eddy_ctx *c, uint64_t parent,
+			const char *name, bool dir)
 {
 	int err = eddy_check_name(name);
 
 	if (err)
 		return err;
 	if (!(err = vol_tx_open(v)))
-		err = vol_tx_close(v, remove_tx(v, parent, name, dir));
+		err = vol_tx_close(v, remove_tx(v, c, parent, name, dir));
 	return err;
 }
 
 int vol_unlink(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, const char *name)
 {
-	(void)c;
-	return remove_entry(vol_fs(fs), parent, name, false);
+	return remove_entry(vol_fs(fs), c, parent, name, false);
 }
 
 int vol_rmdir(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, const char *name)
 {
-	(void)c;
-	return remove_entry(vol_fs(fs), parent, name, true);
+	return remove_entry(vol_fs(fs), c, parent, name, true);
 }
 
 ssize_t vol_readlink(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino, char *buf,

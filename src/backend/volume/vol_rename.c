@@ -112,8 +112,25 @@ static void move_dir(struct vol_attr *d, struct vol_attr *from, struct vol_attr 
 	d->parent = to->ino;
 }
 
-static int rename_tx(struct vol_fs *v, uint64_t parent, const char *name, uint64_t newparent,
-		     const char *newname, unsigned int flags)
+/* The kernel's may_delete / may_create of rename, and write access to a
+** directory that changes parent (its ".." changes). */
+static int rename_may(struct vol_fs *v, const struct eddy_ctx *c, const struct vol_attr *p,
+		      const struct vol_attr *s, const struct vol_attr *np,
+		      const struct vol_attr *t, unsigned int flags)
+{
+	int err = vol_may_delete(v, c, p, s);
+
+	if (!err)
+		err = t ? vol_may_delete(v, c, np, t) : vol_may(v, c, np, W_OK | X_OK);
+	if (!err && p->ino != np->ino && S_ISDIR(s->mode))
+		err = vol_may(v, c, s, W_OK);
+	if (!err && p->ino != np->ino && t && (flags & RENAME_EXCHANGE) && S_ISDIR(t->mode))
+		err = vol_may(v, c, t, W_OK);
+	return err;
+}
+
+static int rename_tx(struct vol_fs *v, const struct eddy_ctx *c, uint64_t parent,
+		     const char *name, uint64_t newparent, const char *newname, unsigned int flags)
 {
 	struct vol_attr p, np_row, *np = &np_row, s, t;
 	uint64_t sino, tino = 0;
@@ -127,6 +144,8 @@ static int rename_tx(struct vol_fs *v, uint64_t parent, const char *name, uint64
 		np = &p;
 	else if ((err = vol_dir_get(v, newparent, np)))
 		return err;
+	if ((err = vol_may(v, c, &p, X_OK)) || (np != &p && (err = vol_may(v, c, np, X_OK))))
+		return err;
 	if ((err = vol_dentry_get(v, parent, name, &sino)) || (err = vol_attr_get(v, sino, &s)))
 		return err;
 	err = vol_dentry_get(v, newparent, newname, &tino);
@@ -134,6 +153,10 @@ static int rename_tx(struct vol_fs *v, uint64_t parent, const char *name, uint64
 		return err;
 	have_t = !err;
 	if (have_t && (err = vol_attr_get(v, tino, &t)))
+		return err;
+	if (!(flags & RENAME_EXCHANGE && !have_t) && !(flags & RENAME_NOREPLACE && have_t) &&
+	    !(have_t && s.ino == t.ino) &&
+	    (err = rename_may(v, c, &p, &s, np, have_t ? &t : NULL, flags)))
 		return err;
 	err = check(v, parent, &s, newparent, have_t ? &t : NULL, flags);
 	if (err)
@@ -197,13 +220,12 @@ int vol_rename(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t parent, co
 	struct vol_fs *v = vol_fs(fs);
 	int err;
 
-	(void)c;
 	if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) ||
 	    (flags & RENAME_NOREPLACE && flags & RENAME_EXCHANGE))
 		return -EINVAL;
 	if ((err = eddy_check_name(name)) || (err = eddy_check_name(newname)))
 		return err;
 	if (!(err = vol_tx_open(v)))
-		err = vol_tx_close(v, rename_tx(v, parent, name, newparent, newname, flags));
+		err = vol_tx_close(v, rename_tx(v, c, parent, name, newparent, newname, flags));
 	return err;
 }

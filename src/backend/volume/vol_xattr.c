@@ -58,6 +58,19 @@ static int set_default_acl(struct vol_fs *v, struct vol_attr *a, const void *val
 	return vol_xattr_store(v, a->ino, EDDY_ACL_DEFAULT, value, size);
 }
 
+/* The kernel's xattr_permission for user.* names (others: the namespace
+** rules of eddy_xattr_check only): read or write access, and in a sticky
+** directory only its owner may change them. */
+static int xattr_may(struct vol_fs *v, const struct eddy_ctx *c, const struct vol_attr *a,
+		     const char *name, bool write)
+{
+	if (strncmp(name, "user.", 5) != 0 || !v->opt.check_access)
+		return 0;
+	if (write && S_ISDIR(a->mode) && (a->mode & S_ISVTX) && c->uid != 0 && c->uid != a->uid)
+		return -EPERM;
+	return vol_may(v, c, a, write ? W_OK : R_OK);
+}
+
 static int setxattr_tx(struct vol_fs *v, const struct eddy_ctx *c, uint64_t ino,
 		       const char *name, const void *value, size_t size, int flags)
 {
@@ -67,7 +80,8 @@ static int setxattr_tx(struct vol_fs *v, const struct eddy_ctx *c, uint64_t ino,
 	int err;
 
 	if ((err = vol_attr_get(v, ino, &a)) ||
-	    (err = eddy_xattr_check(c, a.mode & S_IFMT, name, true)))
+	    (err = eddy_xattr_check(c, a.mode & S_IFMT, name, true)) ||
+	    (err = xattr_may(v, c, &a, name, true)))
 		return err;
 	old = vol_xattr_load(v, ino, name, &old_size, &err);
 	free(old);
@@ -118,6 +132,8 @@ ssize_t vol_getxattr(struct eddy_fs *fs, const struct eddy_ctx *c, uint64_t ino,
 	err = vol_attr_get(v, ino, &a);
 	if (!err)
 		err = eddy_xattr_check(c, a.mode & S_IFMT, name, false);
+	if (!err)
+		err = xattr_may(v, c, &a, name, false);
 	if (!err)
 		x = vol_xattr_load(v, ino, name, &have, &err);
 	pthread_mutex_unlock(&v->db_lock);
@@ -188,7 +204,7 @@ static int removexattr_tx(struct vol_fs *v, const struct eddy_ctx *c, uint64_t i
 
 	if ((err = vol_attr_get(v, ino, &a)) ||
 	    (err = eddy_xattr_check(c, a.mode & S_IFMT, name, true)) ||
-	    (err = vol_xattr_remove(v, ino, name)))
+	    (err = xattr_may(v, c, &a, name, true)) || (err = vol_xattr_remove(v, ino, name)))
 		return err;
 	a.ctime = vol_now();
 	return vol_attr_put(v, &a);
