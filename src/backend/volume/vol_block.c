@@ -4,9 +4,10 @@
 **
 ** Guarantees:
 **   1. A block file is never changed once it has its name: it is written
-**      as blocks/XX/<id>.tmp, fsynced, renamed to blocks/XX/<id>, and
-**      the folder is fsynced (once per folder per flush) before any
-**      transaction refers to it. Ids come from a counter persisted in
+**      as blocks/XX/<id>.tmp, renamed to blocks/XX/<id>, and fsynced
+**      (at once, or later for a block written ahead) and its folder
+**      fsynced (once per folder per flush) before any transaction
+**      refers to it. Ids come from a counter persisted in
 **      meta.block_hwm in steps of VOL_BLOCK_ID_BATCH (one UPDATE ...
 **      RETURNING in its own transaction, outside any other), so an id is
 **      never handed out twice, across crashes and across mounts.
@@ -94,7 +95,7 @@ static int write_all(int fd, const void *buf, size_t len)
 }
 
 int vol_block_write(struct vol_fs *v, uint64_t id, const void *data, uint32_t len,
-		    uint8_t *dirs)
+		    uint8_t *dirs, bool sync)
 {
 	struct block_header h;
 	char tmp[64], name[64];
@@ -133,8 +134,10 @@ int vol_block_write(struct vol_fs *v, uint64_t id, const void *data, uint32_t le
 	err = write_all(fd, &h, sizeof(h));
 	if (!err)
 		err = write_all(fd, payload, stored);
-	if (!err && fdatasync(fd) < 0)
+	if (!err && sync && fdatasync(fd) < 0)
 		err = -errno;
+	if (!err && !sync)
+		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);   /* a hint */
 	close(fd);
 	free(packed);
 	if (!err && renameat(v->blocks_fd, tmp, v->blocks_fd, name) < 0)
@@ -146,6 +149,22 @@ int vol_block_write(struct vol_fs *v, uint64_t id, const void *data, uint32_t le
 	dirs[id & 0xff] = 1;
 	atomic_fetch_add(&v->blocks_written, 1);
 	return 0;
+}
+
+int vol_block_sync(struct vol_fs *v, uint64_t id, uint8_t *dirs)
+{
+	char name[64];
+	int fd, err = 0;
+
+	block_name(id, name, sizeof(name), false);
+	fd = openat(v->blocks_fd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fdatasync(fd) < 0)
+		err = -errno;
+	close(fd);
+	dirs[id & 0xff] = 1;
+	return err;
 }
 
 int vol_block_sync_dirs(struct vol_fs *v, const uint8_t *dirs)

@@ -17,6 +17,8 @@
 
 #include "vol_int.h"
 
+static bool all_zero(const char *p, size_t n);
+
 static struct vol_chunk *chunk_find(struct vol_inode *vi, uint64_t idx)
 {
 	struct vol_chunk *ch;
@@ -87,6 +89,36 @@ static int chunk_load(struct vol_fs *v, struct vol_inode *vi, uint64_t idx,
 	return 0;
 }
 
+/* CH changes: a block written ahead with its old bytes is no use. */
+static void drop_early(struct vol_fs *v, struct vol_chunk *ch)
+{
+	if (ch->early) {
+		vol_block_unlink(v, ch->early);
+		ch->early = 0;
+	}
+}
+
+/* Writes full chunks ahead (vol_int.h, DATA (2)); errors are left for
+** the write-out, which writes the chunk again. */
+static void write_ahead(struct vol_fs *v, struct vol_inode *vi)
+{
+	uint8_t dirs[256];
+	struct vol_chunk *ch;
+
+	for (ch = vi->dirty; ch; ch = ch->next) {
+		uint64_t id;
+		int err;
+
+		if (ch->early || ch->len != v->block_size || all_zero(ch->buf, ch->len))
+			continue;
+		pthread_mutex_lock(&v->db_lock);
+		err = vol_block_alloc(v, &id);
+		pthread_mutex_unlock(&v->db_lock);
+		if (!err && vol_block_write(v, id, ch->buf, ch->len, dirs, false) == 0)
+			ch->early = id;
+	}
+}
+
 static void chunk_free(struct vol_fs *v, struct vol_chunk *ch)
 {
 	atomic_fetch_sub(&v->reserved, (long long)ch->reserved);
@@ -142,6 +174,7 @@ ssize_t vol_data_write(struct vol_fs *v, struct vol_inode *vi, const void *buf, 
 			break;
 		if (coff + n > ch->len && (err = reserve(v, ch, (uint32_t)(coff + n))) < 0)
 			break;
+		drop_early(v, ch);
 		memcpy(ch->buf + coff, p + done, n);
 		if (coff + n > ch->len)
 			ch->len = (uint32_t)(coff + n);
@@ -160,8 +193,10 @@ ssize_t vol_data_write(struct vol_fs *v, struct vol_inode *vi, const void *buf, 
 		vi->mtime = vi->ctime = now;
 		pthread_mutex_unlock(&v->table_lock);
 	}
-	if (done && (full || vi->ndirty > VOL_DIRTY_MAX))
+	if (done && vi->ndirty > VOL_DIRTY_MAX)
 		vol_data_flush(v, vi, false);   /* an error shows at fsync/close */
+	else if (full)
+		write_ahead(v, vi);
 	return done ? (ssize_t)done : err;
 }
 
@@ -263,13 +298,22 @@ static int write_blocks(struct vol_fs *v, struct vol_inode *vi, uint64_t *blocks
 
 	for (ch = vi->dirty; ch && !err; ch = ch->next, i++) {
 		blocks[i] = 0;
+		if (ch->early) {
+			blocks[i] = ch->early;
+			ch->early = 0;      /* BLOCKS owns it now */
+			if ((err = vol_block_sync(v, blocks[i], dirs)) == 0)
+				continue;
+			vol_block_unlink(v, blocks[i]);
+			blocks[i] = 0;
+			err = 0;            /* write it again, synchronously */
+		}
 		if (all_zero(ch->buf, ch->len))
 			continue;
 		pthread_mutex_lock(&v->db_lock);
 		err = vol_block_alloc(v, &blocks[i]);
 		pthread_mutex_unlock(&v->db_lock);
 		if (!err)
-			err = vol_block_write(v, blocks[i], ch->buf, ch->len, dirs);
+			err = vol_block_write(v, blocks[i], ch->buf, ch->len, dirs, true);
 		if (err)
 			blocks[i] = 0;
 	}
@@ -357,6 +401,7 @@ void vol_data_discard(struct vol_fs *v, struct vol_inode *vi)
 		struct vol_chunk *ch = vi->dirty;
 
 		vi->dirty = ch->next;
+		drop_early(v, ch);
 		chunk_free(v, ch);
 	}
 	vi->ndirty = 0;

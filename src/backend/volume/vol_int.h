@@ -52,11 +52,15 @@
 **     missing row is a hole. A changed chunk gets a new block; the old
 **     one is unlinked after the transaction that drops it commits.
 ** (2) Writes go to per-inode dirty chunks in memory. A chunk is written
-**     out when it is full, when a file holds more than VOL_DIRTY_MAX
-**     chunks, at flush (close), fsync, truncate, setattr and release:
-**     block written to a temporary name, fsynced, renamed, its folder
-**     fsynced; then ONE transaction references all of them and sets the
-**     size and times. A crash at any point leaves at worst unreferenced
+**     out when a file holds more than VOL_DIRTY_MAX chunks, at flush
+**     (close), fsync, truncate, setattr and release: each block written
+**     to a temporary name, fsynced, renamed, its folder fsynced; then ONE
+**     transaction references all of them and sets the size and times. A
+**     chunk that fills up is written ahead at once (its block file
+**     written and renamed, the kernel's writeback started, no wait:
+**     ch->early) while the writer goes on; the write-out then only waits
+**     for that block's fdatasync, and a later change to the chunk drops
+**     the early block. A crash at any point leaves at worst unreferenced
 **     blocks (for a later gc).
 ** (3) While a file has dirty chunks its size and times live in the
 **     overlay (guarded by table_lock, cleared under db_lock + table_lock
@@ -165,6 +169,8 @@ struct vol_chunk {
 	uint32_t len;              /* valid bytes in buf (zeros past it) */
 	uint32_t base_len;         /* valid bytes of the committed chunk */
 	uint64_t reserved;         /* bytes counted against the capacity */
+	uint64_t early;            /* a block written ahead with these bytes
+				    * (not yet synced nor referenced), or 0 */
 	char *buf;                 /* block_size bytes */
 };
 
@@ -446,8 +452,12 @@ int vol_tool_collect(struct vol_tool *t, const struct vol_gc_options *o, FILE *o
 ** is corrupt. Also used by fsck (vol_fsck.c). */
 int vol_block_decode(int fd, uint32_t block_size, char *data, uint32_t *raw_len);
 int vol_block_alloc(struct vol_fs *v, uint64_t *id);      /* db_lock held */
+/* Writes block ID (its folder marked in DIRS). SYNC false: no fdatasync,
+** the kernel's writeback only started (vol_block_sync before any
+** reference to it commits). */
 int vol_block_write(struct vol_fs *v, uint64_t id, const void *data, uint32_t len,
-		    uint8_t *dirs);
+		    uint8_t *dirs, bool sync);
+int vol_block_sync(struct vol_fs *v, uint64_t id, uint8_t *dirs);
 int vol_block_sync_dirs(struct vol_fs *v, const uint8_t *dirs);
 void vol_block_unlink(struct vol_fs *v, uint64_t id);
 /* Copies N bytes at OFF of block ID (LEN valid bytes) into DST; -EIO if
