@@ -176,6 +176,7 @@ int vol_fs_open(const char *dir, const struct vol_options *o, struct eddy_fs **o
 		snprintf(err, errlen, "volume %s: %s: %s", dir, VOL_BLOCKS_DIR, strerror(errno));
 		goto fail;
 	}
+	v->journal_orders = vol_journal_orders(v->blocks_fd);
 	if ((r = vol_sql(v->db, "PRAGMA journal_mode=WAL")) ||
 	    (r = vol_sql(v->db, "PRAGMA synchronous=NORMAL")) ||
 	    (r = vol_sql(v->db, "PRAGMA cache_size=-32768")) ||

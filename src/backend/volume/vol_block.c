@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #include <xxhash.h>
 #include <zstd.h>
@@ -95,7 +96,7 @@ static int write_all(int fd, const void *buf, size_t len)
 }
 
 int vol_block_write(struct vol_fs *v, uint64_t id, const void *data, uint32_t len,
-		    uint8_t *dirs, bool sync)
+		    struct vol_dirs *dirs, bool sync)
 {
 	struct block_header h;
 	char tmp[64], name[64];
@@ -140,40 +141,85 @@ int vol_block_write(struct vol_fs *v, uint64_t id, const void *data, uint32_t le
 		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);   /* a hint */
 	close(fd);
 	free(packed);
+	if (!sync && !err)
+		return 0;               /* named by vol_block_sync */
 	if (!err && renameat(v->blocks_fd, tmp, v->blocks_fd, name) < 0)
 		err = -errno;
 	if (err) {
 		unlinkat(v->blocks_fd, tmp, 0);
 		return err;
 	}
-	dirs[id & 0xff] = 1;
+	dirs->mark[id & 0xff] = 1;
+	dirs->last = (int)(id & 0xff);
 	atomic_fetch_add(&v->blocks_written, 1);
 	return 0;
 }
 
-int vol_block_sync(struct vol_fs *v, uint64_t id, uint8_t *dirs)
+/* Block ID written ahead: its data on the disk (the kernel's writeback
+** waited for; each file's fdatasync too unless the journal's commit will
+** cover it), then its final name. A block already named is only synced. */
+static int sync_one(struct vol_fs *v, uint64_t id, struct vol_dirs *dirs)
 {
-	char name[64];
+	char tmp[64], name[64];
+	bool named = false;
 	int fd, err = 0;
 
+	block_name(id, tmp, sizeof(tmp), true);
 	block_name(id, name, sizeof(name), false);
-	fd = openat(v->blocks_fd, name, O_RDONLY | O_CLOEXEC);
+	fd = openat(v->blocks_fd, tmp, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		named = true;           /* an earlier, failed sync got this far */
+		fd = openat(v->blocks_fd, name, O_RDONLY | O_CLOEXEC);
+	}
 	if (fd < 0)
 		return -errno;
-	if (fdatasync(fd) < 0)
+	if (sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+			    SYNC_FILE_RANGE_WAIT_AFTER) < 0 ||
+	    (!v->journal_orders && fdatasync(fd) < 0))
 		err = -errno;
 	close(fd);
-	dirs[id & 0xff] = 1;
+	if (!err && !named && renameat(v->blocks_fd, tmp, v->blocks_fd, name) < 0)
+		err = -errno;
+	dirs->mark[id & 0xff] = 1;
+	dirs->last = (int)(id & 0xff);
 	return err;
 }
 
-int vol_block_sync_dirs(struct vol_fs *v, const uint8_t *dirs)
+/*
+** On a journaling filesystem that orders its commits (ext4, XFS:
+** journal_orders) the blocks' data is waited for first, then all are
+** renamed: every allocation of their data then lies in a journal
+** transaction no later than the renames', and vol_block_sync_dirs' fsync
+** of the folder renamed in last commits that transaction and every one
+** before it, flushing the disk's cache first: one commit per write-out
+** instead of a cache flush per block and per folder.
+** Elsewhere each block is fdatasynced.
+*/
+int vol_block_sync(struct vol_fs *v, const uint64_t *ids, size_t n, struct vol_dirs *dirs)
+{
+	int err = 0;
+
+	for (size_t i = 0; i < n && !err; i++)
+		err = sync_one(v, ids[i] & ~VOL_BLOCK_EARLY, dirs);
+	return err;
+}
+
+bool vol_journal_orders(int fd)
+{
+	struct statfs sf;
+
+	if (fstatfs(fd, &sf) < 0)
+		return false;
+	return sf.f_type == 0xEF53 /* ext2/3/4 */ || sf.f_type == 0x58465342 /* XFS */;
+}
+
+int vol_block_sync_dirs(struct vol_fs *v, const struct vol_dirs *dirs)
 {
 	for (int i = 0; i < 256; i++) {
 		char sub[4];
 		int fd, err = 0;
 
-		if (!dirs[i])
+		if (!dirs->mark[i] || (v->journal_orders && i != dirs->last))
 			continue;
 		snprintf(sub, sizeof(sub), "%02x", i);
 		fd = openat(v->blocks_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -192,8 +238,12 @@ void vol_block_unlink(struct vol_fs *v, uint64_t id)
 {
 	char name[64];
 
-	block_name(id, name, sizeof(name), false);
+	block_name(id & ~VOL_BLOCK_EARLY, name, sizeof(name), false);
 	unlinkat(v->blocks_fd, name, 0);
+	if (id & VOL_BLOCK_EARLY) {
+		block_name(id & ~VOL_BLOCK_EARLY, name, sizeof(name), true);
+		unlinkat(v->blocks_fd, name, 0);
+	}
 }
 
 char *vol_buf_get(struct vol_fs *v, bool zero)
@@ -273,8 +323,13 @@ static int block_load(struct vol_fs *v, uint64_t id, uint32_t len, char **out)
 	int fd, err = -EIO;
 
 	(void)len;
-	block_name(id, name, sizeof(name), false);
+	/* a block written ahead has its temporary name until vol_block_sync */
+	block_name(id & ~VOL_BLOCK_EARLY, name, sizeof(name), (id & VOL_BLOCK_EARLY) != 0);
 	fd = openat(v->blocks_fd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && (id & VOL_BLOCK_EARLY)) {
+		block_name(id & ~VOL_BLOCK_EARLY, name, sizeof(name), false);
+		fd = openat(v->blocks_fd, name, O_RDONLY | O_CLOEXEC);
+	}
 	if (fd < 0)
 		goto out;
 	/* one read of the whole block rather than the kernel's small
@@ -349,10 +404,10 @@ static struct vol_cache_entry *cache_victim(struct vol_cache *c)
 	return victim;
 }
 
-/* OFF + N <= LEN: the caller zero-fills past the valid length. A block is
-** loaded once: readers that want it while another loads it wait. */
-int vol_block_read(struct vol_fs *v, uint64_t id, uint32_t len, uint32_t off, uint32_t n,
-		   void *dst)
+/* Block ID (LEN valid bytes) in the cache, pinned: 0 and *OUT; -EAGAIN
+** when every entry is being loaded or read; -EIO. A block is loaded once:
+** readers that want it while another loads it wait. */
+int vol_block_pin(struct vol_fs *v, uint64_t id, uint32_t len, struct vol_cache_entry **out)
 {
 	struct vol_cache *c = &v->cache;
 	struct vol_cache_entry *e;
@@ -363,37 +418,28 @@ int vol_block_read(struct vol_fs *v, uint64_t id, uint32_t len, uint32_t off, ui
 	while ((e = cache_find(c, id)) && e->loading)
 		pthread_cond_wait(&c->loaded, &c->lock);
 	if (e && e->len == len) {
-		/* copy outside the lock; the pin keeps the entry */
 		e->used = ++c->clock;
 		e->pins++;
 		pthread_mutex_unlock(&c->lock);
-		memcpy(dst, e->data + off, n);
-		pthread_mutex_lock(&c->lock);
-		e->pins--;
-		pthread_mutex_unlock(&c->lock);
 		atomic_fetch_add(&v->cache_hits, 1);
+		*out = e;
 		return 0;
 	}
 	if (e && e->pins)
 		e = NULL;               /* in use with another length: not here */
 	if (!e)
 		e = cache_victim(c);
-	if (e) {
-		old = e->data;
-		e->data = NULL;
-		e->block = id;
-		e->loading = true;
+	if (!e) {
+		pthread_mutex_unlock(&c->lock);
+		return -EAGAIN;
 	}
+	old = e->data;
+	e->data = NULL;
+	e->block = id;
+	e->loading = true;
 	pthread_mutex_unlock(&c->lock);
 	vol_buf_put(v, old);
 	err = block_load(v, id, len, &data);
-	if (!err)
-		memcpy(dst, data + off, n);
-	if (!e) {                       /* every entry is being loaded */
-		if (!err)
-			vol_buf_put(v, data);
-		return err;
-	}
 	pthread_mutex_lock(&c->lock);
 	e->loading = false;
 	if (err) {
@@ -402,9 +448,40 @@ int vol_block_read(struct vol_fs *v, uint64_t id, uint32_t len, uint32_t off, ui
 		e->data = data;
 		e->len = len;
 		e->used = ++c->clock;
+		e->pins++;
 	}
 	pthread_cond_broadcast(&c->loaded);
 	pthread_mutex_unlock(&c->lock);
+	*out = e;
 	return err;
 }
 
+void vol_block_unpin(struct vol_fs *v, struct vol_cache_entry *e)
+{
+	pthread_mutex_lock(&v->cache.lock);
+	e->pins--;
+	pthread_mutex_unlock(&v->cache.lock);
+}
+
+/* OFF + N <= LEN: the caller zero-fills past the valid length. */
+int vol_block_read(struct vol_fs *v, uint64_t id, uint32_t len, uint32_t off, uint32_t n,
+		   void *dst)
+{
+	struct vol_cache_entry *e;
+	char *data;
+	int err = vol_block_pin(v, id, len, &e);
+
+	if (!err) {
+		memcpy(dst, e->data + off, n);      /* the pin keeps the entry */
+		vol_block_unpin(v, e);
+		return 0;
+	}
+	if (err != -EAGAIN)
+		return err;
+	/* every entry is being loaded: read it for this call alone */
+	if ((err = block_load(v, id, len, &data)) == 0) {
+		memcpy(dst, data + off, n);
+		vol_buf_put(v, data);
+	}
+	return err;
+}

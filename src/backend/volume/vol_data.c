@@ -67,7 +67,7 @@ static int chunk_load(struct vol_fs *v, struct vol_inode *vi, uint64_t idx,
 
 	if (!ch)
 		return -ENOMEM;
-	ch->buf = vol_buf_get(v, true);
+	ch->buf = vol_buf_get(v, false);   /* bytes past len are never read */
 	if (!ch->buf) {
 		free(ch);
 		return -ENOMEM;
@@ -98,11 +98,12 @@ static void drop_early(struct vol_fs *v, struct vol_chunk *ch)
 	}
 }
 
-/* Writes full chunks ahead (vol_int.h, DATA (2)); errors are left for
-** the write-out, which writes the chunk again. */
+/* Writes full chunks ahead and parks them (vol_int.h, DATA (2)): the
+** block file holds the bytes, the buffer goes back to the pool. Errors
+** are left for the write-out, which writes the chunk then. */
 static void write_ahead(struct vol_fs *v, struct vol_inode *vi)
 {
-	uint8_t dirs[256];
+	struct vol_dirs dirs = VOL_DIRS_INIT;
 	struct vol_chunk *ch;
 
 	for (ch = vi->dirty; ch; ch = ch->next) {
@@ -114,9 +115,32 @@ static void write_ahead(struct vol_fs *v, struct vol_inode *vi)
 		pthread_mutex_lock(&v->db_lock);
 		err = vol_block_alloc(v, &id);
 		pthread_mutex_unlock(&v->db_lock);
-		if (!err && vol_block_write(v, id, ch->buf, ch->len, dirs, false) == 0)
-			ch->early = id;
+		if (err || vol_block_write(v, id, ch->buf, ch->len, &dirs, false) != 0)
+			continue;
+		ch->early = id | VOL_BLOCK_EARLY;
+		vol_buf_put(v, ch->buf);
+		ch->buf = NULL;
+		vi->nparked++;
 	}
+}
+
+/* A parked chunk gets its bytes back from its early block, which it
+** then no longer needs (it is about to change). */
+static int unpark(struct vol_fs *v, struct vol_inode *vi, struct vol_chunk *ch)
+{
+	int err;
+
+	if (ch->buf)
+		return 0;
+	if (!(ch->buf = vol_buf_get(v, false)))
+		return -ENOMEM;
+	if ((err = vol_block_read(v, ch->early, ch->len, 0, ch->len, ch->buf)) < 0) {
+		vol_buf_put(v, ch->buf);
+		ch->buf = NULL;
+		return err;
+	}
+	vi->nparked--;
+	return 0;
 }
 
 static void chunk_free(struct vol_fs *v, struct vol_chunk *ch)
@@ -156,9 +180,11 @@ ssize_t vol_data_write(struct vol_fs *v, struct vol_inode *vi, const void *buf, 
 
 	if (off >= VOL_MAX_FILE_SIZE)
 		return -EFBIG;
-	/* at most VOL_DIRTY_MAX chunks wait: when they cannot be written out
-	 * (a full disk) the write fails instead of piling up memory */
-	if (vi->ndirty >= VOL_DIRTY_MAX && (err = vol_data_flush(v, vi, false)) < 0)
+	/* at most VOL_DIRTY_MAX chunks wait in memory (and VOL_PARKED_MAX
+	 * parked): when they cannot be written out (a full disk) the write
+	 * fails instead of piling up */
+	if ((vi->ndirty - vi->nparked >= VOL_DIRTY_MAX || vi->nparked >= VOL_PARKED_MAX) &&
+	    (err = vol_data_flush(v, vi, false)) < 0)
 		return err;
 	if (size > VOL_MAX_FILE_SIZE - off)
 		size = (size_t)(VOL_MAX_FILE_SIZE - off);
@@ -172,9 +198,13 @@ ssize_t vol_data_write(struct vol_fs *v, struct vol_inode *vi, const void *buf, 
 			n = size - done;
 		if (!ch && (err = chunk_load(v, vi, idx, &ch)) < 0)
 			break;
+		if ((err = unpark(v, vi, ch)) < 0)
+			break;
 		if (coff + n > ch->len && (err = reserve(v, ch, (uint32_t)(coff + n))) < 0)
 			break;
 		drop_early(v, ch);
+		if (coff > ch->len)                /* a gap reads as zeros */
+			memset(ch->buf + ch->len, 0, coff - ch->len);
 		memcpy(ch->buf + coff, p + done, n);
 		if (coff + n > ch->len)
 			ch->len = (uint32_t)(coff + n);
@@ -193,7 +223,7 @@ ssize_t vol_data_write(struct vol_fs *v, struct vol_inode *vi, const void *buf, 
 		vi->mtime = vi->ctime = now;
 		pthread_mutex_unlock(&v->table_lock);
 	}
-	if (done && vi->ndirty > VOL_DIRTY_MAX)
+	if (done && (vi->ndirty - vi->nparked > VOL_DIRTY_MAX || vi->nparked > VOL_PARKED_MAX))
 		vol_data_flush(v, vi, false);   /* an error shows at fsync/close */
 	else if (full)
 		write_ahead(v, vi);
@@ -216,7 +246,14 @@ ssize_t vol_data_read(struct vol_fs *v, struct vol_inode *vi, void *buf, size_t 
 		if (n > size - done)
 			n = size - done;
 		if (ch) {
-			memcpy(p + done, ch->buf + coff, n);
+			have = coff >= ch->len ? 0 : ch->len - coff < n ? ch->len - coff : n;
+			if (!ch->buf && have &&
+			    (err = vol_block_read(v, ch->early, ch->len, coff, (uint32_t)have,
+						  p + done)) < 0)
+				break;
+			if (ch->buf)
+				memcpy(p + done, ch->buf + coff, have);
+			memset(p + done + have, 0, n - have);
 			done += n;
 			continue;
 		}
@@ -235,7 +272,10 @@ ssize_t vol_data_read(struct vol_fs *v, struct vol_inode *vi, void *buf, size_t 
 		memset(p + done + have, 0, n - have);
 		done += n;
 	}
-	return done ? (ssize_t)done : err;
+	/* all or nothing: the kernel takes a short read for the end of the
+	 * file, so a bad block past good ones fails the whole request (a
+	 * smaller read of the good part then succeeds) */
+	return err < 0 ? err : (ssize_t)done;
 }
 
 static bool all_zero(const char *p, size_t n)
@@ -288,44 +328,47 @@ static int chunk_commit(struct vol_fs *v, struct vol_attr *a, struct vol_chunk *
 	return 0;
 }
 
-/* Writes the dirty chunks into new blocks (ids in BLOCKS, 0 for holes). */
+/* Writes the dirty chunks into blocks (ids in BLOCKS, 0 for holes): the
+** early blocks made durable, the others written now. */
 static int write_blocks(struct vol_fs *v, struct vol_inode *vi, uint64_t *blocks)
 {
-	uint8_t dirs[256] = { 0 };
+	struct vol_dirs dirs = VOL_DIRS_INIT;
 	struct vol_chunk *ch;
-	size_t i = 0;
+	size_t i, nearly = 0;
 	int err = 0;
 
-	for (ch = vi->dirty; ch && !err; ch = ch->next, i++) {
-		blocks[i] = 0;
-		if (ch->early) {
-			blocks[i] = ch->early;
-			ch->early = 0;      /* BLOCKS owns it now */
-			if ((err = vol_block_sync(v, blocks[i], dirs)) == 0)
-				continue;
-			vol_block_unlink(v, blocks[i]);
-			blocks[i] = 0;
-			err = 0;            /* write it again, synchronously */
-		}
-		if (all_zero(ch->buf, ch->len))
+	for (ch = vi->dirty, i = 0; ch; ch = ch->next, i++)
+		if (ch->early)
+			blocks[nearly++] = ch->early;
+	/* a parked chunk has no other copy: on failure nothing changes */
+	if (nearly && (err = vol_block_sync(v, blocks, nearly, &dirs)) < 0)
+		return err;
+	for (ch = vi->dirty, i = 0; ch && !err; ch = ch->next, i++) {
+		blocks[i] = ch->early & ~VOL_BLOCK_EARLY;
+		if (ch->early || all_zero(ch->buf, ch->len))
 			continue;
 		pthread_mutex_lock(&v->db_lock);
 		err = vol_block_alloc(v, &blocks[i]);
 		pthread_mutex_unlock(&v->db_lock);
 		if (!err)
-			err = vol_block_write(v, blocks[i], ch->buf, ch->len, dirs, true);
+			err = vol_block_write(v, blocks[i], ch->buf, ch->len, &dirs, true);
 		if (err)
 			blocks[i] = 0;
 	}
 	if (!err)
-		err = vol_block_sync_dirs(v, dirs);
+		err = vol_block_sync_dirs(v, &dirs);
 	return err;
 }
 
-static void unlink_blocks(struct vol_fs *v, const uint64_t *blocks, size_t n)
+/* After a failed write-out: the blocks it made (not the early ones,
+** which their chunks keep) go. */
+static void unlink_new_blocks(struct vol_fs *v, struct vol_inode *vi, const uint64_t *blocks)
 {
-	for (size_t i = 0; i < n; i++)
-		if (blocks[i])
+	struct vol_chunk *ch;
+	size_t i;
+
+	for (ch = vi->dirty, i = 0; ch; ch = ch->next, i++)
+		if (blocks[i] && !ch->early)
 			vol_block_unlink(v, blocks[i]);
 }
 
@@ -352,7 +395,7 @@ int vol_data_flush(struct vol_fs *v, struct vol_inode *vi, bool durable)
 		return -ENOMEM;
 	err = write_blocks(v, vi, blocks);
 	if (err) {
-		unlink_blocks(v, blocks, vi->ndirty);
+		unlink_new_blocks(v, vi, blocks);
 		free(blocks);
 		return err;
 	}
@@ -374,7 +417,7 @@ int vol_data_flush(struct vol_fs *v, struct vol_inode *vi, bool durable)
 	if (err) {
 		/* nothing references the new blocks; the chunks stay dirty */
 		pthread_mutex_unlock(&v->db_lock);
-		unlink_blocks(v, blocks, vi->ndirty);
+		unlink_new_blocks(v, vi, blocks);
 		free(blocks);
 		return err;
 	}
@@ -388,9 +431,10 @@ int vol_data_flush(struct vol_fs *v, struct vol_inode *vi, bool durable)
 	while (vi->dirty) {
 		ch = vi->dirty;
 		vi->dirty = ch->next;
+		ch->early = 0;              /* referenced now */
 		chunk_free(v, ch);
 	}
-	vi->ndirty = 0;
+	vi->ndirty = vi->nparked = 0;
 	vi->unsynced = !durable || err;
 	return err;
 }
@@ -404,7 +448,7 @@ void vol_data_discard(struct vol_fs *v, struct vol_inode *vi)
 		drop_early(v, ch);
 		chunk_free(v, ch);
 	}
-	vi->ndirty = 0;
+	vi->ndirty = vi->nparked = 0;
 	pthread_mutex_lock(&v->table_lock);
 	vi->overlay = false;
 	pthread_mutex_unlock(&v->table_lock);

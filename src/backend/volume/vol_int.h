@@ -58,10 +58,12 @@
 **     transaction references all of them and sets the size and times. A
 **     chunk that fills up is written ahead at once (its block file
 **     written and renamed, the kernel's writeback started, no wait:
-**     ch->early) while the writer goes on; the write-out then only waits
-**     for that block's fdatasync, and a later change to the chunk drops
-**     the early block. A crash at any point leaves at worst unreferenced
-**     blocks (for a later gc).
+**     ch->early) and parked: its buffer goes back to the pool and reads
+**     come from that block file, while the writer goes on. Up to
+**     VOL_PARKED_MAX chunks park; the write-out then only waits for their
+**     data and one journal commit (vol_block_sync), and a later change to
+**     a parked chunk reads it back and drops the early block. A crash at
+**     any point leaves at worst unreferenced blocks (for a later gc).
 ** (3) While a file has dirty chunks its size and times live in the
 **     overlay (guarded by table_lock, cleared under db_lock + table_lock
 **     when they reach the database) and every attribute reply shows them.
@@ -91,6 +93,7 @@
 #define VOL_SYMLINK_MAX 4095
 #define VOL_MAX_FILE_SIZE (UINT64_C(1) << 50)
 #define VOL_DIRTY_MAX 8             /* dirty chunks per file before write-out */
+#define VOL_PARKED_MAX 64           /* parked chunks per file before write-out */
 #define VOL_CACHE_BLOCKS 8          /* decoded blocks kept for reads */
 #define VOL_POOL_BUFS 8             /* spare block buffers kept for reuse */
 #define VOL_BLOCK_ID_BATCH 1024     /* block ids reserved per meta update */
@@ -166,7 +169,8 @@ struct vol_attr {
 struct vol_chunk {
 	struct vol_chunk *next;
 	uint64_t idx;
-	uint32_t len;              /* valid bytes in buf (zeros past it) */
+	uint32_t len;              /* valid bytes in buf (zeros past it; the
+				    * buffer's bytes there are undefined) */
 	uint32_t base_len;         /* valid bytes of the committed chunk */
 	uint64_t reserved;         /* bytes counted against the capacity */
 	uint64_t early;            /* a block written ahead with these bytes
@@ -183,6 +187,7 @@ struct vol_inode {
 	pthread_rwlock_t data_lock;
 	struct vol_chunk *dirty;   /* data_lock */
 	unsigned ndirty;           /* data_lock */
+	unsigned nparked;          /* of them parked: no buffer (DATA (2)) */
 	bool unsynced;             /* data_lock: committed since the last sync */
 	bool orphan;               /* table_lock: lost its last name while held */
 	/* overlay (table_lock): size and times of dirty data */
@@ -217,6 +222,7 @@ struct vol_fs {
 	uint64_t capacity;         /* 0: the host filesystem's */
 	uint64_t max_inodes;       /* 0: none */
 	bool protected_hardlinks;  /* fs.protected_hardlinks, read at open */
+	bool journal_orders;       /* vol_journal_orders(blocks_fd) */
 
 	pthread_mutex_t db_lock;   /* see LOCKS */
 	sqlite3 *db;
@@ -452,22 +458,43 @@ int vol_tool_collect(struct vol_tool *t, const struct vol_gc_options *o, FILE *o
 ** is corrupt. Also used by fsck (vol_fsck.c). */
 int vol_block_decode(int fd, uint32_t block_size, char *data, uint32_t *raw_len);
 int vol_block_alloc(struct vol_fs *v, uint64_t *id);      /* db_lock held */
+/* The block folders a write-out renamed blocks in, and the last one. */
+struct vol_dirs {
+	uint8_t mark[256];
+	int last;                  /* -1: none */
+};
+#define VOL_DIRS_INIT { { 0 }, -1 }
+
 /* Writes block ID (its folder marked in DIRS). SYNC false: no fdatasync,
 ** the kernel's writeback only started (vol_block_sync before any
 ** reference to it commits). */
 int vol_block_write(struct vol_fs *v, uint64_t id, const void *data, uint32_t len,
-		    uint8_t *dirs, bool sync);
-int vol_block_sync(struct vol_fs *v, uint64_t id, uint8_t *dirs);
-int vol_block_sync_dirs(struct vol_fs *v, const uint8_t *dirs);
+		    struct vol_dirs *dirs, bool sync);
+/* Block ids with this bit name a block written ahead (DATA (2)), still
+** under its temporary name until vol_block_sync. */
+#define VOL_BLOCK_EARLY (UINT64_C(1) << 63)
+/* Makes the blocks IDS[0..N) written ahead durable and names them; the
+** caller then fsyncs the folders in DIRS (vol_block_sync_dirs). */
+int vol_block_sync(struct vol_fs *v, const uint64_t *ids, size_t n, struct vol_dirs *dirs);
+/* Does the filesystem of FD commit its journal in order, data first
+** (ext4, XFS)? Then one folder fsync makes a write-out durable. */
+bool vol_journal_orders(int fd);
+/* fsyncs the folders of DIRS: with journal_orders only the last one
+** (its commit covers every earlier rename), else each. */
+int vol_block_sync_dirs(struct vol_fs *v, const struct vol_dirs *dirs);
 void vol_block_unlink(struct vol_fs *v, uint64_t id);
 /* Copies N bytes at OFF of block ID (LEN valid bytes) into DST; -EIO if
 ** the block is missing or fails its checksum. */
+int vol_block_pin(struct vol_fs *v, uint64_t id, uint32_t len, struct vol_cache_entry **out);
+void vol_block_unpin(struct vol_fs *v, struct vol_cache_entry *e);
 int vol_block_read(struct vol_fs *v, uint64_t id, uint32_t len, uint32_t off, uint32_t n,
 		   void *dst);
 /* A buffer of block_size bytes (zeroed if ZERO), and its return. */
 char *vol_buf_get(struct vol_fs *v, bool zero);
 void vol_buf_put(struct vol_fs *v, char *buf);
-/* Asks the kernel to read block ID ahead (sequential readers). */
+/* Asks the kernel to read block ID ahead (sequential readers). A thread
+** that loaded the next block into the cache instead was measured no
+** faster: reading the block files is the limit (bench/README.md). */
 void vol_block_prefetch(struct vol_fs *v, uint64_t id);
 void vol_cache_init(struct vol_cache *c);
 void vol_cache_free(struct vol_fs *v);
