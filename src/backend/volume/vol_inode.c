@@ -264,12 +264,14 @@ void vol_inode_unref(struct vol_fs *v, uint64_t ino, uint64_t n, bool opened)
 	}
 }
 
-int vol_inode_unlinked(struct vol_fs *v, const struct vol_attr *a)
+int vol_inode_unlinked(struct vol_fs *v, const struct vol_attr *a, bool *deleted)
 {
 	struct vol_inode *vi;
 	bool held;
 	int any;
 
+	if (deleted)
+		*deleted = false;
 	if (a->nlink > 0)
 		return 0;
 	pthread_mutex_lock(&v->table_lock);
@@ -292,7 +294,9 @@ int vol_inode_unlinked(struct vol_fs *v, const struct vol_attr *a)
 	 * deletes it once it is old enough (vol_session.c, rule 3) */
 	if ((any = vol_session_others(v)))
 		return any < 0 ? any : 0;
-	return vol_inode_delete_rows(v, a);
+	if ((any = vol_inode_delete_rows(v, a)) == 0 && deleted)
+		*deleted = true;
+	return any;
 }
 
 int vol_handle_new(struct vol_fs *v, uint64_t ino, int flags, bool dir, struct eddy_file **fp)

@@ -415,8 +415,9 @@ void vol_stat_overlay(struct vol_fs *v, const struct vol_attr *a, struct stat *s
 /* Drops N kernel references; deletes the inode if nothing holds it. */
 void vol_inode_unref(struct vol_fs *v, uint64_t ino, uint64_t n, bool opened);
 /* In a transaction, after A lost a link: if A has none left, deletes it
-** now, or marks it for deletion when the last holder lets go. */
-int vol_inode_unlinked(struct vol_fs *v, const struct vol_attr *a);
+** now (*DELETED true, if DELETED is not NULL), or marks it for deletion
+** when the last holder lets go. */
+int vol_inode_unlinked(struct vol_fs *v, const struct vol_attr *a, bool *deleted);
 /* db_lock may be held: gives back one reference to INO, which has a
 ** name (so it is never deleted here). */
 void vol_inode_unref_named(struct vol_fs *v, uint64_t ino);

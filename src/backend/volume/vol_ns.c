@@ -302,6 +302,7 @@ static int remove_tx(struct vol_fs *v, const struct eddy_ctx *c, uint64_t parent
 {
 	struct vol_attr p, a;
 	uint64_t ino, any;
+	bool gone;
 	int err;
 
 	if ((err = vol_dir_get(v, parent, &p)) || (err = vol_may(v, c, &p, X_OK)) ||
@@ -331,9 +332,9 @@ static int remove_tx(struct vol_fs *v, const struct eddy_ctx *c, uint64_t parent
 		a.nlink--;
 	}
 	a.ctime = p.mtime = p.ctime = vol_now();
-	if ((err = vol_attr_put(v, &p)) || (err = vol_attr_put(v, &a)))
+	if ((err = vol_attr_put(v, &p)) || (err = vol_inode_unlinked(v, &a, &gone)))
 		return err;
-	return vol_inode_unlinked(v, &a);
+	return gone ? 0 : vol_attr_put(v, &a);   /* a deleted row needs no update */
 }
 
 static int remove_entry(struct vol_fs *v, const struct eddy_ctx *c, uint64_t parent,

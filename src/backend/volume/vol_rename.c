@@ -210,7 +210,7 @@ static int rename_tx(struct vol_fs *v, const struct eddy_ctx *c, uint64_t parent
 	if (have_t && (err = vol_attr_put(v, &t)))
 		return err;
 	if (have_t && !(flags & RENAME_EXCHANGE))
-		err = vol_inode_unlinked(v, &t);
+		err = vol_inode_unlinked(v, &t, NULL);
 	return err;
 }
 
