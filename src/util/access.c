@@ -11,13 +11,7 @@
 #include <unistd.h>
 
 #include "access.h"
-
-#define TAG_USER_OBJ 0x01
-#define TAG_USER 0x02
-#define TAG_GROUP_OBJ 0x04
-#define TAG_GROUP 0x08
-#define TAG_MASK 0x10
-#define TAG_OTHER 0x20
+#include "posix_acl.h"
 
 /* The kernel's open flag of an exec open (include/linux/fs.h). */
 #define EDDY_FMODE_EXEC 040
@@ -37,23 +31,23 @@ static int acl_check(const struct eddy_ctx *c, const struct eddy_perm *p, unsign
 		unsigned tag = a[i] | a[i + 1] << 8, perm = a[i + 2] | a[i + 3] << 8;
 		uint32_t id = a[i + 4] | a[i + 5] << 8 | a[i + 6] << 16 | (uint32_t)a[i + 7] << 24;
 
-		if (tag == TAG_MASK)
+		if (tag == EDDY_ACL_MASK)
 			maskperm = perm;
 		if (matched)
 			continue;
-		if (tag == TAG_USER_OBJ && p->uid == c->uid) {
+		if (tag == EDDY_ACL_USER_OBJ && p->uid == c->uid) {
 			return denied(want, perm);
-		} else if (tag == TAG_USER && id == c->uid) {
+		} else if (tag == EDDY_ACL_USER && id == c->uid) {
 			matched = true;
 			granted = perm;
-		} else if ((tag == TAG_GROUP_OBJ && eddy_ctx_in_group(c, p->gid)) ||
-			   (tag == TAG_GROUP && eddy_ctx_in_group(c, id))) {
+		} else if ((tag == EDDY_ACL_GROUP_OBJ && eddy_ctx_in_group(c, p->gid)) ||
+			   (tag == EDDY_ACL_GROUP && eddy_ctx_in_group(c, id))) {
 			found = true;
 			if (!denied(want, perm)) {
 				matched = true;
 				granted = perm;
 			}
-		} else if (tag == TAG_OTHER && !found) {
+		} else if (tag == EDDY_ACL_OTHER && !found) {
 			return denied(want, perm);
 		}
 	}

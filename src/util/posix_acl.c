@@ -25,12 +25,12 @@
 #include "posix_acl.h"
 
 #define ACL_VERSION 2
-#define TAG_USER_OBJ 0x01
-#define TAG_USER 0x02
-#define TAG_GROUP_OBJ 0x04
-#define TAG_GROUP 0x08
-#define TAG_MASK 0x10
-#define TAG_OTHER 0x20
+#define TAG_USER_OBJ EDDY_ACL_USER_OBJ
+#define TAG_USER EDDY_ACL_USER
+#define TAG_GROUP_OBJ EDDY_ACL_GROUP_OBJ
+#define TAG_GROUP EDDY_ACL_GROUP
+#define TAG_MASK EDDY_ACL_MASK
+#define TAG_OTHER EDDY_ACL_OTHER
 #define HEADER 4
 #define ENTRY 8
 

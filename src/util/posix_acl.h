@@ -13,6 +13,15 @@
 #define EDDY_ACL_ACCESS "system.posix_acl_access"
 #define EDDY_ACL_DEFAULT "system.posix_acl_default"
 
+/* The entry tags of the xattr form (a 4-byte version, then 8-byte
+** entries: tag, perm, id, little-endian). */
+#define EDDY_ACL_USER_OBJ 0x01
+#define EDDY_ACL_USER 0x02
+#define EDDY_ACL_GROUP_OBJ 0x04
+#define EDDY_ACL_GROUP 0x08
+#define EDDY_ACL_MASK 0x10
+#define EDDY_ACL_OTHER 0x20
+
 int eddy_acl_valid(const void *value, size_t size);
 /* The mode bits an access ACL gives (into *MODE's 0777 bits); returns 1
 ** if the ACL says more than the mode can (it must be stored), 0 if not. */
