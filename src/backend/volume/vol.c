@@ -118,6 +118,7 @@ int vol_fs_open(const char *dir, const struct vol_options *o, struct eddy_fs **o
 	v->opt = *o;
 	v->protected_hardlinks = o->check_access && vol_protected_hardlinks();
 	v->news = true;
+	v->tx_others = -1;
 	v->dir_fd = v->blocks_fd = v->lock_fd = -1;
 	/* db_lock is held for microseconds at a time by many threads: an
 	 * adaptive mutex spins briefly before it sleeps, sparing a context

@@ -341,7 +341,9 @@ static int write_blocks(struct vol_fs *v, struct vol_inode *vi, uint64_t *blocks
 		if (ch->early)
 			blocks[nearly++] = ch->early;
 	/* a parked chunk has no other copy: on failure nothing changes */
-	if (nearly && (err = vol_block_sync(v, blocks, nearly, &dirs)) < 0)
+	err = nearly ? vol_block_sync(v, blocks, nearly, &dirs) : 0;
+	memset(blocks, 0, nearly * sizeof(*blocks));   /* scratch: unlink_new_blocks reads it */
+	if (err < 0)
 		return err;
 	for (ch = vi->dirty, i = 0; ch && !err; ch = ch->next, i++) {
 		blocks[i] = ch->early & ~VOL_BLOCK_EARLY;

@@ -246,9 +246,11 @@ static int tx_begin(struct vol_fs *v, bool batchable)
 	v->tx_used = v->tx_inodes = 0;
 	v->tx_ndead = v->tx_dead_mark = 0;
 	/* who else is there (nobody can register while the write lock is ours) */
+	v->tx_others = -1;
 	others = vol_session_others(v);
 	r = others < 0 ? others : 0;
 	v->news = others != 0;
+	v->tx_others = others;      /* stays true while the write lock is ours */
 	/* the totals as every mount left them (the write lock is ours), for
 	 * the limit checks; statfs and report read them themselves */
 	if (!r && (v->capacity || v->max_inodes))

@@ -287,11 +287,9 @@ int vol_inode_unlinked(struct vol_fs *v, const struct vol_attr *a, bool *deleted
 	pthread_mutex_unlock(&v->table_lock);
 	if (held)
 		return vol_hold_add(v, a->ino);
-	any = vol_hold_any(v, a->ino);
-	if (any)
-		return any < 0 ? any : 0;  /* another session lets go later */
 	/* another session may have it open: its reaper adopts it, or ours
-	 * deletes it once it is old enough (vol_session.c, rule 3) */
+	 * deletes it once it is old enough (vol_session.c, rule 3). Alone,
+	 * nobody else can hold it (holds go with their session's row). */
 	if ((any = vol_session_others(v)))
 		return any < 0 ? any : 0;
 	if ((any = vol_inode_delete_rows(v, a)) == 0 && deleted)

@@ -229,6 +229,7 @@ struct vol_fs {
 	sqlite3_stmt *stmt[Q_COUNT];
 	bool in_tx;
 	bool news;                 /* this transaction writes change news (others exist) */
+	int tx_others;             /* other sessions when the write lock was taken */
 	/* the commit window (vol_db.c, BATCHES) */
 	bool batch_open;           /* a write transaction spans operations */
 	bool broken;               /* a batch failed to commit: writes fail with EIO */

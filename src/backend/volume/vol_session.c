@@ -248,10 +248,14 @@ static int session_drop(struct vol_fs *v, int64_t session)
 
 int vol_session_others(struct vol_fs *v)
 {
-	sqlite3_stmt *s = vol_q(v, Q_OTHERS);
+	sqlite3_stmt *s;
 	int n, rc;
 
-	if (!s)
+	/* inside a transaction (a batch too) the count taken at its start
+	 * holds: nobody registers or leaves without the write lock */
+	if (v->in_tx && v->tx_others >= 0)
+		return v->tx_others;
+	if (!(s = vol_q(v, Q_OTHERS)))
 		return -EIO;
 	sqlite3_bind_int64(s, 1, v->session);
 	rc = sqlite3_step(s);
