@@ -4,10 +4,11 @@
 **
 ** Guarantees:
 **   1. A block file is never changed once it has its name: it is written
-**      as blocks/XX/<id>.tmp, renamed to blocks/XX/<id>, and fsynced
-**      (at once, or later for a block written ahead) and its folder
-**      fsynced (once per folder per flush) before any transaction
-**      refers to it. Ids come from a counter persisted in
+**      as blocks/XX/<id>.tmp (at once when its chunk fills up, or at the
+**      write-out), and at the write-out its data is waited for (and
+**      fdatasynced, unless the filesystem's journal orders commits), it
+**      is renamed to blocks/XX/<id>, and the folders are fsynced (see
+**      vol_block_sync) before any transaction refers to it. Ids come from a counter persisted in
 **      meta.block_hwm in steps of VOL_BLOCK_ID_BATCH (one UPDATE ...
 **      RETURNING in its own transaction, outside any other), so an id is
 **      never handed out twice, across crashes and across mounts.
@@ -95,11 +96,10 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-int vol_block_write(struct vol_fs *v, uint64_t id, const void *data, uint32_t len,
-		    struct vol_dirs *dirs, bool sync)
+int vol_block_write(struct vol_fs *v, uint64_t id, const void *data, uint32_t len)
 {
 	struct block_header h;
-	char tmp[64], name[64];
+	char tmp[64];
 	void *packed = NULL;
 	const void *payload = data;
 	uint32_t stored = len, flags = 0;
@@ -126,7 +126,6 @@ int vol_block_write(struct vol_fs *v, uint64_t id, const void *data, uint32_t le
 	h.pad = 0;
 	h.hash = htole64(XXH3_64bits(payload, stored));
 	block_name(id, tmp, sizeof(tmp), true);
-	block_name(id, name, sizeof(name), false);
 	fd = openat(v->blocks_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		free(packed);
@@ -135,24 +134,16 @@ int vol_block_write(struct vol_fs *v, uint64_t id, const void *data, uint32_t le
 	err = write_all(fd, &h, sizeof(h));
 	if (!err)
 		err = write_all(fd, payload, stored);
-	if (!err && sync && fdatasync(fd) < 0)
-		err = -errno;
-	if (!err && !sync)
+	if (!err)
 		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);   /* a hint */
 	close(fd);
 	free(packed);
-	if (!sync && !err)
-		return 0;               /* named by vol_block_sync */
-	if (!err && renameat(v->blocks_fd, tmp, v->blocks_fd, name) < 0)
-		err = -errno;
 	if (err) {
 		unlinkat(v->blocks_fd, tmp, 0);
 		return err;
 	}
-	dirs->mark[id & 0xff] = 1;
-	dirs->last = (int)(id & 0xff);
 	atomic_fetch_add(&v->blocks_written, 1);
-	return 0;
+	return 0;                   /* named by vol_block_sync */
 }
 
 /* Block ID written ahead: its data on the disk (the kernel's writeback

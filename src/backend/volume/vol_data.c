@@ -103,7 +103,6 @@ static void drop_early(struct vol_fs *v, struct vol_chunk *ch)
 ** are left for the write-out, which writes the chunk then. */
 static void write_ahead(struct vol_fs *v, struct vol_inode *vi)
 {
-	struct vol_dirs dirs = VOL_DIRS_INIT;
 	struct vol_chunk *ch;
 
 	for (ch = vi->dirty; ch; ch = ch->next) {
@@ -115,7 +114,7 @@ static void write_ahead(struct vol_fs *v, struct vol_inode *vi)
 		pthread_mutex_lock(&v->db_lock);
 		err = vol_block_alloc(v, &id);
 		pthread_mutex_unlock(&v->db_lock);
-		if (err || vol_block_write(v, id, ch->buf, ch->len, &dirs, false) != 0)
+		if (err || vol_block_write(v, id, ch->buf, ch->len) != 0)
 			continue;
 		ch->early = id | VOL_BLOCK_EARLY;
 		vol_buf_put(v, ch->buf);
@@ -329,41 +328,46 @@ static int chunk_commit(struct vol_fs *v, struct vol_attr *a, struct vol_chunk *
 }
 
 /* Writes the dirty chunks into blocks (ids in BLOCKS, 0 for holes): the
-** early blocks made durable, the others written now. */
+** chunks not written ahead are written now the same way, then all are
+** made durable and named together (one journal commit on ext4/XFS). */
 static int write_blocks(struct vol_fs *v, struct vol_inode *vi, uint64_t *blocks)
 {
 	struct vol_dirs dirs = VOL_DIRS_INIT;
 	struct vol_chunk *ch;
-	size_t i, nearly = 0;
+	uint64_t *ids;
+	size_t i, n = 0;
 	int err = 0;
 
-	for (ch = vi->dirty, i = 0; ch; ch = ch->next, i++)
-		if (ch->early)
-			blocks[nearly++] = ch->early;
-	/* a parked chunk has no other copy: on failure nothing changes */
-	err = nearly ? vol_block_sync(v, blocks, nearly, &dirs) : 0;
-	memset(blocks, 0, nearly * sizeof(*blocks));   /* scratch: unlink_new_blocks reads it */
-	if (err < 0)
-		return err;
+	if (!(ids = calloc(vi->ndirty, sizeof(*ids))))
+		return -ENOMEM;
 	for (ch = vi->dirty, i = 0; ch && !err; ch = ch->next, i++) {
-		blocks[i] = ch->early & ~VOL_BLOCK_EARLY;
-		if (ch->early || all_zero(ch->buf, ch->len))
-			continue;
-		pthread_mutex_lock(&v->db_lock);
-		err = vol_block_alloc(v, &blocks[i]);
-		pthread_mutex_unlock(&v->db_lock);
-		if (!err)
-			err = vol_block_write(v, blocks[i], ch->buf, ch->len, &dirs, true);
-		if (err)
-			blocks[i] = 0;
+		uint64_t id;
+
+		blocks[i] = ch->early;
+		if (!ch->early && !all_zero(ch->buf, ch->len)) {
+			pthread_mutex_lock(&v->db_lock);
+			err = vol_block_alloc(v, &id);
+			pthread_mutex_unlock(&v->db_lock);
+			if (!err && !(err = vol_block_write(v, id, ch->buf, ch->len)))
+				blocks[i] = id | VOL_BLOCK_EARLY;
+		}
+		if (blocks[i])
+			ids[n++] = blocks[i];
 	}
+	/* a parked chunk has no other copy: on failure nothing changes */
+	if (!err)
+		err = vol_block_sync(v, ids, n, &dirs);
 	if (!err)
 		err = vol_block_sync_dirs(v, &dirs);
+	free(ids);
+	if (!err)
+		for (i = 0; i < vi->ndirty; i++)
+			blocks[i] &= ~VOL_BLOCK_EARLY;
 	return err;
 }
 
 /* After a failed write-out: the blocks it made (not the early ones,
-** which their chunks keep) go. */
+** which their chunks keep) go, under either name. */
 static void unlink_new_blocks(struct vol_fs *v, struct vol_inode *vi, const uint64_t *blocks)
 {
 	struct vol_chunk *ch;

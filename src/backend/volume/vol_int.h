@@ -467,16 +467,15 @@ struct vol_dirs {
 };
 #define VOL_DIRS_INIT { { 0 }, -1 }
 
-/* Writes block ID (its folder marked in DIRS). SYNC false: no fdatasync,
-** the kernel's writeback only started (vol_block_sync before any
-** reference to it commits). */
-int vol_block_write(struct vol_fs *v, uint64_t id, const void *data, uint32_t len,
-		    struct vol_dirs *dirs, bool sync);
+/* Writes block ID under its temporary name, the kernel's writeback
+** started; vol_block_sync makes it durable and names it. */
+int vol_block_write(struct vol_fs *v, uint64_t id, const void *data, uint32_t len);
 /* Block ids with this bit name a block written ahead (DATA (2)), still
 ** under its temporary name until vol_block_sync. */
 #define VOL_BLOCK_EARLY (UINT64_C(1) << 63)
-/* Makes the blocks IDS[0..N) written ahead durable and names them; the
-** caller then fsyncs the folders in DIRS (vol_block_sync_dirs). */
+/* Makes the blocks IDS[0..N) (written by vol_block_write) durable and
+** names them; the caller then fsyncs the folders in DIRS
+** (vol_block_sync_dirs). */
 int vol_block_sync(struct vol_fs *v, const uint64_t *ids, size_t n, struct vol_dirs *dirs);
 /* Does the filesystem of FD commit its journal in order, data first
 ** (ext4, XFS)? Then one folder fsync makes a write-out durable. */
