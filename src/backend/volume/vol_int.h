@@ -51,19 +51,19 @@
 **     its valid length LEN: bytes of the chunk past LEN read as zeros, a
 **     missing row is a hole. A changed chunk gets a new block; the old
 **     one is unlinked after the transaction that drops it commits.
-** (2) Writes go to per-inode dirty chunks in memory. A chunk is written
-**     out when a file holds more than VOL_DIRTY_MAX chunks, at flush
-**     (close), fsync, truncate, setattr and release: each block written
-**     to a temporary name, fsynced, renamed, its folder fsynced; then ONE
-**     transaction references all of them and sets the size and times. A
-**     chunk that fills up is written ahead at once (its block file
-**     written and renamed, the kernel's writeback started, no wait:
-**     ch->early) and parked: its buffer goes back to the pool and reads
-**     come from that block file, while the writer goes on. Up to
-**     VOL_PARKED_MAX chunks park; the write-out then only waits for their
-**     data and one journal commit (vol_block_sync), and a later change to
-**     a parked chunk reads it back and drops the early block. A crash at
-**     any point leaves at worst unreferenced blocks (for a later gc).
+** (2) Writes go to per-inode dirty chunks in memory. A chunk that fills
+**     up is written ahead at once (its block file written under its
+**     temporary name, the kernel's writeback started, no wait: ch->early)
+**     and parked: its buffer goes back to the pool and reads come from
+**     that file, while the writer goes on; a later change to it reads it
+**     back and drops the early block. The write-out — when a file holds
+**     more than VOL_DIRTY_MAX chunks in memory or VOL_PARKED_MAX parked,
+**     at flush (close), fsync, truncate, setattr and release — writes
+**     the other chunks the same way, then vol_block_sync waits for every
+**     block's data, names the blocks and the folders are fsynced (one
+**     journal commit on ext3/ext4/XFS); then ONE transaction references
+**     all of them and sets the size and times. A crash at any point
+**     leaves at worst unreferenced blocks (for a later gc).
 ** (3) While a file has dirty chunks its size and times live in the
 **     overlay (guarded by table_lock, cleared under db_lock + table_lock
 **     when they reach the database) and every attribute reply shows them.
