@@ -107,6 +107,7 @@ SANITIZER_PATTERNS = (
     "ERROR: AddressSanitizer",
     "runtime error:",
     "LeakSanitizer",
+    "WARNING: ThreadSanitizer",
 )
 _ERROR_LINE = re.compile(r"ERROR:")
 
