@@ -478,7 +478,8 @@ class _TestContext:
 # EDDYFS_THREADS pass through on purpose).
 _STRIP_ENV = ("EDDYFS_CLIENT_ID", "EDDYFS_LOG_FILE", "EDDYFS_LOG_DIR",
               "EDDYFS_BACKGROUND", "EDDYFS_OPTIONS", "EDDYFS_CHAOS",
-              "EDDYFS_DECISION_LOG", "EDDYFS_REPLAY", "CHAOSFS_CLIENT_ID") + tuple(
+              "EDDYFS_DECISION_LOG", "EDDYFS_REPLAY", "CHAOSFS_CLIENT_ID",
+              "EDDYFS_TEST_DAEMON_ACCESS", "EDDYFS_COMMIT_WINDOW") + tuple(
     p + v for p in ("EDDYFS_", "CHAOSFS_")
     for v in ("META_TTL_MS", "WRITE_DELAY_MS", "RENAME_DELAY_MS", "DROP_PROB",
               "DROP_ERRNO", "SEED"))
