@@ -270,6 +270,20 @@ uint64_t watch_id_ino(struct dir_watch *w, int id, bool forget)
 	return ino;
 }
 
+#define RECENT_NS 100000000LL     /* 100 ms: many clock ticks */
+
+static bool changed_recently(const struct stat *st)
+{
+	struct timespec t;
+	long long age;
+
+	if (clock_gettime(CLOCK_REALTIME, &t) < 0)
+		return true;
+	age = (long long)(t.tv_sec - st->st_mtim.tv_sec) * 1000000000LL +
+	      (t.tv_nsec - st->st_mtim.tv_nsec);
+	return age < RECENT_NS;
+}
+
 /* Called when a node is to be watched; FD is any fd of it. */
 static void watch_add(struct dir_fs *d, uint64_t ino, int fd, const struct stat *seen, bool dir)
 {
@@ -289,10 +303,14 @@ static void watch_add(struct dir_fs *d, uint64_t ino, int fd, const struct stat 
 	watch_id_set_locked(w, id, ino);
 	pthread_mutex_unlock(&w->lock);
 	dir_node_set_wd(d, ino, id);
-	/* Re-check: a change between the lookup and the watch is not lost. */
+	/* Re-check: a change between the lookup and the watch is not lost.
+	 * Timestamps move in clock ticks: a directory changed within the
+	 * last RECENT_NS may have changed again in the same tick (a new
+	 * directory filled at once by another client), unseen by mtime. */
 	if (seen && fstat(fd, &now) == 0 &&
 	    (now.st_mtim.tv_sec != seen->st_mtim.tv_sec ||
-	     now.st_mtim.tv_nsec != seen->st_mtim.tv_nsec))
+	     now.st_mtim.tv_nsec != seen->st_mtim.tv_nsec || now.st_nlink != seen->st_nlink ||
+	     changed_recently(&now)))
 		w->ev.inode_changed(w->ev.up, ino, false);
 }
 
