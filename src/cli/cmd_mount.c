@@ -728,6 +728,9 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 		mem_cache_policy(a, &mopt);
 		r = mem_fs_open(&mopt, &fs, err, sizeof(err));
 	} else if (a->vol) {
+		/* the volume may check access itself when nothing answers
+		 * before it and no writeback cache reopens files */
+		bool may_check = !a->queues && !a->chaos.on && !a->writeback;
 		struct vol_options vopt;
 
 		vol_options_default(&vopt);
@@ -739,13 +742,11 @@ static int serve(const struct mount_args *a, int log_fd, int ready_fd)
 		 * users: allow_other) or a layer answers before the volume
 		 * sees the call; with the writeback cache the frontend opens
 		 * write-only files for reading too. */
-		vopt.check_access = !a->queues && !a->chaos.on && !a->writeback &&
-				    !eddy_fuse_opts_kernel_checks(a->fuse_opts);
+		vopt.check_access = may_check && !eddy_fuse_opts_kernel_checks(a->fuse_opts);
 		/* A test knob: the volume's own checks for every user of an
 		 * allow_other mount. Names are then never cached, so that each
 		 * path walk asks the volume (with the walker's ids) again. */
-		if (getenv("EDDYFS_TEST_DAEMON_ACCESS") && !a->queues && !a->chaos.on &&
-		    !a->writeback) {
+		if (may_check && getenv("EDDYFS_TEST_DAEMON_ACCESS")) {
 			vopt.check_access = true;
 			vopt.entry_timeout = vopt.negative_timeout = 0;
 			fo.daemon_access = true;
